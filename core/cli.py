@@ -1,0 +1,61 @@
+"""The `pixit` command line.
+
+Each subcommand lives in `core/commands/<name>.py` with `add_arguments(parser)` and `run(args)`,
+imported only when used so that `pixit --help` stays fast. A PixitError (a user mistake) is printed
+as one line, exit status 2; nothing prints a traceback for a user mistake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "separate": "diarize + separate recordings into RTTM and one WAV per speaker",
+    "train": "train or fine-tune a model with PixIT",
+    "evaluate": "DER (and its parts) of hypothesis RTTMs against references",
+    "tune": "tune the pipeline thresholds on a dev set",
+    "synth": "generate synthetic meetings with ground-truth sources",
+    "prune": "structured pruning of the SSL front end",
+    "bench": "real-time factor and peak memory of `separate`",
+    "app": "start the Gradio workbench",
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pixit", description="PixIT Workbench: joint diarization + separation")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        if only is None or name == only:
+            _module(name).add_arguments(command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core.errors import PixitError
+
+    argv = sys.argv[1:] if argv is None else argv
+    wanted = next((a for a in argv if a in COMMANDS), None)
+    parser = build_parser(only=wanted or "")
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(_module(args.command).run(args) or 0)
+    except PixitError as exc:
+        print(f"pixit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"pixit {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _module(name: str):
+    return importlib.import_module(f"core.commands.{name}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""User-facing errors.
+
+Every mistake a user can make (bad file, bad option, bad model folder) raises a subclass of
+`PixitError` with a one-line message; the CLI prints it without a traceback and the app shows it.
+"""
+
+
+class PixitError(Exception):
+    """A problem with the user's input, explained in one line."""
+
+
+class AudioError(PixitError):
+    """Audio that cannot be read or used."""
+
+
+class AnnotationError(PixitError):
+    """A malformed or inconsistent RTTM / UEM / segment."""
+
+
+class ModelError(PixitError):
+    """A model folder or checkpoint that cannot be loaded."""
+
+
+class Cancelled(PixitError):
+    """Long work (training, inference) stopped because the user asked."""
