@@ -16,6 +16,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from core.errors import AudioError
+from core.fileio import publish
 
 SAMPLE_RATE = 16_000
 
@@ -73,7 +74,7 @@ def save_audio(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int =
     os.close(fd)
     try:
         sf.write(tmp, np.asarray(waveform, dtype=np.float32), sample_rate, subtype="FLOAT")
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -69,3 +69,12 @@ def test_save_audio_roundtrip_and_leaves_no_temp_files(tmp_path):
     save_audio(tmp_path / "out" / "x.wav", x)
     np.testing.assert_array_equal(load_audio(tmp_path / "out" / "x.wav"), x)
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["x.wav"]
+
+
+def test_written_files_are_readable_by_others(tmp_path):
+    from core.fileio import atomic_write_text
+
+    save_audio(tmp_path / "x.wav", tone(16000, 0.1))
+    atomic_write_text(tmp_path / "x.txt", "hi")
+    for name in ("x.wav", "x.txt"):
+        assert (tmp_path / name).stat().st_mode & 0o044 == 0o044
