@@ -79,7 +79,13 @@ class SSLFrontEnd(nn.Module):
         from transformers import AutoModel
 
         if cfg.get("hf_config"):
-            self.model = AutoModel.from_config(self._config_from_dict(cfg["hf_config"], overrides))
+            hf_config = self._config_from_dict(cfg["hf_config"], overrides)
+            if getattr(hf_config, "pixit_pruning", None):
+                from core.pruning import build_pruned_model  # a structured-pruned front end
+
+                self.model = build_pruned_model(hf_config)
+            else:
+                self.model = AutoModel.from_config(hf_config)
         else:
             self.model = self._from_pretrained(cfg, overrides)
         self.model.float()
@@ -144,6 +150,10 @@ class SSLFrontEnd(nn.Module):
         path = Path(name).expanduser()
         hint = "put the weights in a local folder and pass its path"
         if path.is_dir():
+            from core.pruning import is_pruned_folder, load_pruned
+
+            if is_pruned_folder(path):
+                return load_pruned(path, **overrides)
             source, local_only = str(path), True
         elif _looks_like_hub_id(name) and not path.exists():
             source, local_only = name, not cfg.get("allow_download", False)
