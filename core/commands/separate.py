@@ -1,0 +1,185 @@
+"""`pixit separate`: diarize + separate recordings into DIR/<uri>.rttm, DIR/<uri>/<speaker>.wav and
+DIR/<uri>.json.
+
+AUDIO may be files, folders (their audio files, not recursive) or .txt lists (one path per line,
+relative to the list, '#' comments). A recording whose outputs already exist (DIR/<uri>.json is
+written last) is skipped, so an interrupted batch resumes where it stopped (--overwrite redoes
+them). With several visible GPUs and --device auto/cuda, files are sharded across the GPUs, one
+process per device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from core.errors import PixitError
+
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".au"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files, folders of audio files, or .txt lists of paths")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--model", default="default", metavar="M", help="model folder, shipped name or pyannote .ckpt (default: default)")
+    parser.add_argument("--params", metavar="P.json", help="pipeline parameters written by `pixit tune`")
+    parser.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--batch-size", type=int, metavar="N", help="windows per forward pass (default: from params, 32)")
+    parser.add_argument("--num-speakers", type=int, metavar="N", help="exact number of speakers")
+    parser.add_argument("--min-speakers", type=int, metavar="N", help="at least N speakers")
+    parser.add_argument("--max-speakers", type=int, metavar="N", help="at most N speakers")
+    parser.add_argument("--embedding", metavar="NAME", help="speaker embedding: resemblyzer, speechbrain-ecapa[:DIR], mfcc")
+    parser.add_argument("--no-sources", action="store_true", help="diarization only: no per-speaker WAV files")
+    parser.add_argument("--overwrite", action="store_true", help="process files whose outputs already exist")
+    parser.add_argument("--quiet", action="store_true", help="only the per-file result lines")
+
+
+def collect_audio(items: list[str]) -> list[Path]:
+    """Expand files / folders / .txt lists into audio paths (order kept, duplicates dropped)."""
+    out: list[Path] = []
+    for item in items:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+            if not found:
+                raise PixitError(f"{path}: no audio files in this folder")
+            out.extend(found)
+        elif path.suffix.lower() == ".txt":
+            if not path.is_file():
+                raise PixitError(f"{path}: no such list file")
+            for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                entry = Path(line).expanduser()
+                entry = entry if entry.is_absolute() else path.parent / entry
+                if not entry.is_file():
+                    raise PixitError(f"{path.name} line {lineno}: no such audio file {line}")
+                out.append(entry)
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise PixitError(f"{item}: no such file or folder")
+    seen, unique = set(), []
+    for p in out:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    stems: dict[str, Path] = {}
+    for p in unique:
+        if p.stem in stems:
+            raise PixitError(f"two recordings would write the same outputs: {stems[p.stem]} and {p} (rename one)")
+        stems[p.stem] = p
+    return unique
+
+
+def is_done(out_dir: Path, uri: str, sources: bool) -> bool:
+    if not ((out_dir / f"{uri}.json").is_file() and (out_dir / f"{uri}.rttm").is_file()):
+        return False
+    if sources:
+        import json
+
+        try:
+            summary = json.loads((out_dir / f"{uri}.json").read_text(encoding="utf-8"))
+            return all((out_dir / s["wav"]).is_file() for s in summary.get("speakers", [])) and all("wav" in s for s in summary.get("speakers", []))
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+    return True
+
+
+def _visible_gpus() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:
+        return 0
+
+
+def _shard(args, todo: list[Path]) -> int:
+    """One `pixit separate` process per GPU, each on every n-th file."""
+    n = min(_visible_gpus(), len(todo))
+    print(f"sharding {len(todo)} recordings over {n} GPUs", flush=True)
+    procs = []
+    with tempfile.TemporaryDirectory(prefix="pixit-shards-") as tmp:
+        for gpu in range(n):
+            listing = Path(tmp) / f"shard{gpu}.txt"
+            listing.write_text("".join(f"{p.resolve()}\n" for p in todo[gpu::n]), encoding="utf-8")
+            cmd = [sys.executable, "-m", "core.cli", "separate", str(listing), "--out", args.out,
+                   "--model", args.model, "--device", f"cuda:{gpu}"]
+            for flag, value in (("--params", args.params), ("--batch-size", args.batch_size), ("--num-speakers", args.num_speakers),
+                                ("--min-speakers", args.min_speakers), ("--max-speakers", args.max_speakers), ("--embedding", args.embedding)):
+                if value is not None:
+                    cmd += [flag, str(value)]
+            cmd += [f for f, on in (("--no-sources", args.no_sources), ("--overwrite", args.overwrite), ("--quiet", args.quiet)) if on]
+            procs.append(subprocess.Popen(cmd))
+        codes = [p.wait() for p in procs]
+    return max(codes) if codes else 0
+
+
+def run(args) -> int:
+    from core.pipeline import PipelineParams
+
+    if args.num_speakers is not None and (args.min_speakers is not None or args.max_speakers is not None):
+        raise PixitError("use either --num-speakers or --min-speakers/--max-speakers, not both")
+    from core.clustering import check_speaker_bounds
+
+    check_speaker_bounds(args.num_speakers, args.min_speakers, args.max_speakers)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise PixitError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    params = PipelineParams.load(args.params) if args.params else PipelineParams()
+    if args.batch_size is not None:
+        params.batch_size = args.batch_size
+    if args.embedding:
+        params.embedding = args.embedding
+    files = collect_audio(args.audio)
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PixitError(f"--out {out_dir} exists and is not a folder")
+    sources = not args.no_sources
+    todo = [p for p in files if args.overwrite or not is_done(out_dir, p.stem, sources)]
+    skipped = len(files) - len(todo)
+    if skipped:
+        print(f"skipping {skipped} of {len(files)} recordings (outputs exist; --overwrite to redo)", flush=True)
+    if not todo:
+        return 0
+    if args.device in ("auto", "cuda") and _visible_gpus() > 1 and len(todo) > 1:
+        return _shard(args, todo)
+
+    from core.pipeline import Pipeline
+
+    pipeline = Pipeline(args.model, params, device=args.device)
+    failures = 0
+    start_all = time.perf_counter()
+    for i, path in enumerate(todo, 1):
+        head = f"[{i}/{len(todo)}] {path.stem}"
+        last = [-1.0]
+
+        def progress(fraction, message, head=head, last=last):
+            if not args.quiet and fraction - last[0] >= 0.1:
+                last[0] = fraction
+                print(f"{head}: {fraction:4.0%} {message}", flush=True)
+
+        try:
+            result = pipeline(path, uri=path.stem, num_speakers=args.num_speakers, min_speakers=args.min_speakers,
+                              max_speakers=args.max_speakers, progress=progress, return_sources=sources)
+            result.save(out_dir)
+        except PixitError as exc:
+            if len(todo) == 1:
+                raise
+            failures += 1
+            print(f"pixit separate: error: {path.name}: {exc}", file=sys.stderr, flush=True)
+            continue
+        total = result.timings.get("total", 0.0)
+        rtf = total / result.duration if result.duration else 0.0
+        print(f"{head}: {len(result.labels)} speakers, {result.duration:.1f} s in {total:.1f} s (RTF {rtf:.3f})"
+              + "".join(f" | warning: {w}" for w in result.warnings), flush=True)
+    elapsed = time.perf_counter() - start_all
+    print(f"done: {len(todo) - failures} of {len(todo)} recordings in {elapsed:.1f} s -> {out_dir}", flush=True)
+    return 2 if failures else 0

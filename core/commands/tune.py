@@ -1,0 +1,77 @@
+"""`pixit tune`: search theta (activation threshold), delta (clustering threshold),
+min_duration_off (total DER on the dev set) and the leakage collar (mean SI-SDR against the
+ground-truth sources, when the dev set has them); writes a PipelineParams JSON that `pixit
+separate --params` and the app load. The model runs once per dev file; see core/tuning.py."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from core.errors import PixitError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dev", required=True, metavar="MANIFEST", help="dev manifest (CSV audio,rttm,uem[,sources] or a folder)")
+    parser.add_argument("--model", default="default", metavar="M", help="model folder, shipped name or pyannote .ckpt")
+    parser.add_argument("--out", required=True, metavar="PARAMS.json", help="where to write the tuned parameters")
+    parser.add_argument("--params", metavar="P.json", help="starting parameters (window, step, embedding ...)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--batch-size", type=int, metavar="N", help="windows per forward pass")
+    parser.add_argument("--embedding", metavar="NAME", help="speaker embedding: resemblyzer, speechbrain-ecapa[:DIR], mfcc")
+    parser.add_argument("--thresholds", metavar="LIST", help="theta values, comma-separated (default 0.3,...,0.7)")
+    parser.add_argument("--clustering-thresholds", metavar="LIST", help="delta values, comma-separated (default 0.3,...,1.4)")
+    parser.add_argument("--collars", metavar="LIST", help="leakage collars in s, comma-separated (default 0,0.1,0.25,0.5,1,2)")
+
+
+def _floats(text: str | None, name: str, default):
+    if text is None:
+        return default
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise PixitError(f"{name}: expected comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise PixitError(f"{name}: no values given")
+    return tuple(values)
+
+
+def run(args) -> int:
+    from core.pipeline import PipelineParams
+    from core.tuning import DEFAULT_CLUSTERING, DEFAULT_COLLARS, DEFAULT_MIN_OFF, DEFAULT_THRESHOLDS, tune
+
+    thresholds = _floats(args.thresholds, "--thresholds", DEFAULT_THRESHOLDS)
+    if any(not 0 < t < 1 for t in thresholds):
+        raise PixitError("--thresholds: every value must be in (0, 1)")
+    deltas = _floats(args.clustering_thresholds, "--clustering-thresholds", DEFAULT_CLUSTERING)
+    collars = _floats(args.collars, "--collars", DEFAULT_COLLARS)
+    if any(x < 0 for x in deltas + collars):
+        raise PixitError("clustering thresholds and collars must be >= 0")
+    params = PipelineParams.load(args.params) if args.params else PipelineParams()
+    if args.batch_size is not None:
+        if args.batch_size < 1:
+            raise PixitError(f"--batch-size must be a positive integer, got {args.batch_size}")
+        params.batch_size = args.batch_size
+    if args.embedding:
+        params.embedding = args.embedding
+    out = Path(args.out)
+    if out.is_dir():
+        raise PixitError(f"--out {out} is a folder; give a .json file name")
+    last = [-1.0]
+
+    def progress(fraction, message):
+        if fraction - last[0] >= 0.05 or fraction >= 1.0:
+            last[0] = fraction
+            print(f"{fraction:4.0%} {message}", flush=True)
+
+    result = tune(args.dev, args.model, params, device=args.device, thresholds=thresholds,
+                  clustering_thresholds=deltas, min_durations_off=DEFAULT_MIN_OFF, collars=collars, progress=progress)
+    result.save(out)
+    p = result.params
+    print(f"DER {100 * result.baseline_der:.2f}% -> {100 * result.der:.2f}% with threshold={p.threshold:g} "
+          f"clustering_threshold={p.clustering_threshold:g} min_duration_off={p.min_duration_off:g} "
+          f"leakage_collar={p.leakage_collar:g}", flush=True)
+    for note in result.notes:
+        print(f"note: {note}", flush=True)
+    print(f"wrote {out}", flush=True)
+    return 0

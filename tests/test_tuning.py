@@ -1,0 +1,56 @@
+"""Tuning: the model runs once per dev file, the grid is searched on cached outputs, and the result
+is a PipelineParams JSON that the pipeline loads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from core.pipeline import PipelineParams
+from core.tuning import tune
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def dev_set(tmp_path_factory):
+    from conftest import write_corpus
+
+    return write_corpus(tmp_path_factory.mktemp("dev"), num_meetings=2, duration=8.0, seed=4)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from core.models.totatonet import ToTaToNet
+    from test_pipeline import tiny_model_config
+
+    torch.manual_seed(0)
+    model = ToTaToNet(tiny_model_config()).eval()
+    model.calls = 0
+
+    def count(module, inputs):
+        module.calls += inputs[0].shape[0]
+
+    model.register_forward_pre_hook(count)
+    return model
+
+
+def test_tune_runs_model_once_per_file_and_writes_params(dev_set, tiny_model, tmp_path):
+    fractions = []
+    params = PipelineParams(embedding="mfcc", batch_size=16)
+    result = tune(dev_set, tiny_model, params, device="cpu", thresholds=(0.4, 0.6), clustering_thresholds=(0.5, 1.0),
+                  min_durations_off=(0.0, 0.2), collars=(0.0, 0.5), progress=lambda f, m: fractions.append(f))
+    # 8 s files, 5 s windows every 0.5 s: 7 windows each, seen once
+    assert tiny_model.calls == 2 * 7
+    assert fractions[-1] == 1.0
+    assert result.der <= result.baseline_der
+    assert len(result.history) == 3 * 3 + 2  # (theta x delta grid incl. the starting values) + min_duration_off
+    assert result.params.threshold in (0.4, 0.5, 0.6) and result.params.clustering_threshold in (0.5, 0.6, 1.0)
+    assert set(result.collar_scores) <= {0.0, 0.5}
+    out = tmp_path / "params.json"
+    result.save(out)
+    loaded = PipelineParams.load(out)
+    assert loaded == result.params
+    assert json.loads(out.read_text())["metrics"]["der"] == pytest.approx(result.der)
