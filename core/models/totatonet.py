@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
@@ -46,6 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from core.errors import ModelError
+from core.fileio import publish
 from core.models.maskers import build_masker
 
 __all__ = ["ToTaToNetConfig", "ToTaToNet", "load_model", "resolve_model_path", "count_parameters",
@@ -297,8 +297,8 @@ class ToTaToNet(nn.Module):
             (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2), encoding="utf-8")
             path.mkdir(parents=True, exist_ok=True)
             # weights first, config last: a folder with a config always has matching weights
-            os.replace(tmp / WEIGHTS_NAME, path / WEIGHTS_NAME)
-            os.replace(tmp / CONFIG_NAME, path / CONFIG_NAME)
+            publish(tmp / WEIGHTS_NAME, path / WEIGHTS_NAME)
+            publish(tmp / CONFIG_NAME, path / CONFIG_NAME)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
