@@ -1,0 +1,263 @@
+"""A real browser (Debian chromium via playwright) using the workbench like a person would:
+open the demo, run the model, edit a segment with the mouse and with a shortcut, play a separated
+track, export the RTTM. Screenshots go to $PIXIT_SCREENSHOTS (default: a pytest tmp folder).
+Skipped when playwright or /usr/bin/chromium is missing."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+
+from app_fixtures import served, tiny_model  # noqa: E402
+from app.session import DEMO_DIR, Settings  # noqa: E402
+
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run",
+        "--autoplay-policy=no-user-gesture-required"]
+FAST_PIPELINE = {"step": 2.5, "min_embedding_duration": 0.1, "min_cluster_size": 1, "min_duration_on": 0.2,
+                 "min_duration_off": 0.3}
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    d = Path(os.environ.get("PIXIT_SCREENSHOTS") or tmp_path_factory.mktemp("screens"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(2)
+    tmp = tmp_path_factory.mktemp("browser")
+    demo_dir = DEMO_DIR
+    if not any(DEMO_DIR.glob("*.wav")):  # the shipped demo is missing: use a synthetic one
+        from app_fixtures import synthetic_meeting
+
+        demo_dir = tmp / "demo"
+        synthetic_meeting(demo_dir, duration=30.0, uri="demo")
+    settings = Settings(root=tmp / "ws", model=str(tiny_model(tmp / "model")), params=FAST_PIPELINE,
+                        demo_dir=demo_dir)
+    with served(settings, tmp / "dl") as (demo, url, client):
+        yield url, demo
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    url, _ = server
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1500, "height": 1300}, accept_downloads=True)
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        page.errors = errors
+        yield page
+        browser.close()
+
+
+def status(page) -> str:
+    return page.locator("#status").inner_text()
+
+
+def sel_info(page) -> str:
+    return page.locator("#sel_info").inner_text()
+
+
+def test_demo_run_edit_listen_export(page, server, shots):
+    expect = sync_api.expect
+    page.wait_for_selector("#demo_btn", timeout=30_000)
+    expect(page.locator("#status")).to_contain_text("Start here", timeout=30_000)
+    page.screenshot(path=str(shots / "01_start.png"), full_page=True)
+
+    # open the demo with one click
+    page.locator("#demo_btn").click()
+    expect(page.locator("#status")).to_contain_text("Opened the demo meeting", timeout=60_000)
+    page.wait_for_selector("#timeline .js-plotly-plot", timeout=30_000)
+
+    # run the model with 3 speakers
+    page.locator("#spk_mode input[value=fixed]").check()
+    page.locator("#run_btn").click()
+    expect(page.locator("#status")).to_contain_text("found", timeout=150_000)
+    page.wait_for_function("() => document.querySelectorAll('#timeline g.barlayer path').length > 3",
+                           timeout=20_000)
+    page.screenshot(path=str(shots / "02_after_run.png"), full_page=True)
+
+    # select a segment with the mouse: click a bar on the timeline
+    bars = page.locator("#timeline g.barlayer g.trace:first-child path")
+    box = None
+    for i in range(bars.count()):
+        b = bars.nth(i).bounding_box()
+        if b and b["width"] > 6 and b["height"] > 4:
+            box = b
+            break
+    assert box is not None, "no clickable segment bar"
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page.locator("#sel_info")).to_contain_text("Selected segment", timeout=15_000)
+    selected = sel_info(page)
+
+    # edit with the mouse: change the end time and apply
+    end_box = page.locator("#sel_end input")
+    start = float(page.locator("#sel_start input").input_value())
+    end = float(end_box.input_value())
+    new_end = round(start + (end - start) / 2, 3)
+    end_box.fill(str(new_end))
+    page.locator("#apply_btn").click()
+    expect(page.locator("#status")).to_contain_text("move/resize", timeout=15_000)
+    expect(page.locator("#sel_info")).to_contain_text(f"{new_end:.3f}", timeout=15_000)
+
+    # a bad edit: end before start -> a clear message, nothing changes
+    end_box.fill(str(max(0.0, start - 1.0)))
+    page.locator("#apply_btn").click()
+    expect(page.get_by_text("must be after start").first).to_be_visible(timeout=15_000)
+    assert f"{new_end:.3f}" in sel_info(page)
+
+    # edit with shortcuts: delete (Delete key), then undo (Ctrl+Z)
+    page.locator("#timeline").hover()
+    page.mouse.click(5, 5)  # focus the page, not a text field
+    page.keyboard.press("Delete")
+    expect(page.locator("#status")).to_contain_text("delete segment", timeout=15_000)
+    page.keyboard.press("Control+z")
+    expect(page.locator("#status")).to_contain_text("Undid: delete segment", timeout=15_000)
+    page.keyboard.press("n")
+    expect(page.locator("#sel_info")).not_to_have_text(selected, timeout=15_000)
+    page.keyboard.press("1" if "(2)" in sel_info(page) else "2")
+    expect(page.locator("#status")).to_contain_text("assign to", timeout=15_000)
+    page.screenshot(path=str(shots / "03_edited.png"), full_page=True)
+
+    # listen: compare the mixture with the selected speaker's separated track, then play it
+    page.locator("#compare_btn").click()
+    expect(page.locator("#compare_player .pp-title")).to_contain_text("separated", timeout=15_000)
+    audio = page.locator("#compare_player audio")
+    src = audio.get_attribute("src")
+    assert src and src.startswith("/gradio_api/file=")
+    audio.evaluate("a => a.play()")
+    page.wait_for_function("() => document.querySelector('#compare_player audio').currentTime > 0.2",
+                           timeout=15_000)
+    # the timeline's cursor line follows the playhead
+    clip_start = float(audio.get_attribute("data-start"))
+    page.wait_for_function(
+        f"() => {{ const d = document.querySelector('#timeline .js-plotly-plot');"
+        f" return d.layout.shapes[1].x0 > {clip_start + 0.1}; }}", timeout=15_000)
+    # space toggles the main player
+    page.locator("#play_sel").click()
+    page.wait_for_function("() => { const a = document.querySelector('#player audio');"
+                           " return a && a.getAttribute('src') && a.readyState >= 2 }", timeout=15_000)
+    page.screenshot(path=str(shots / "04_listening.png"), full_page=True)
+
+    # split at the playhead with the S key: play the selection, pause just inside the segment
+    seg_start = float(page.locator("#sel_start input").input_value())
+    n_rows = page.locator("#summary").inner_text()
+    page.locator("#player audio").evaluate("a => { a.currentTime = 0; a.play(); }")
+    page.wait_for_function(
+        f"() => {{ const a = document.querySelector('#player audio');"
+        f" const t = parseFloat(a.dataset.start) + a.currentTime;"
+        f" if (t > {seg_start + 0.04}) {{ a.pause(); return true; }} return false; }}",
+        timeout=15_000, polling=5)
+    page.mouse.click(5, 5)
+    page.keyboard.press("s")
+    expect(page.locator("#status")).to_contain_text("split segment", timeout=15_000)
+    assert page.locator("#summary").inner_text() != n_rows  # one more turn
+
+    # export the corrected RTTM
+    page.get_by_role("tab", name="Import / Export").click()
+    page.locator("#export_btn").click()
+    link = page.locator("#exports tr", has_text=".rttm").locator("a").first
+    expect(link).to_be_visible(timeout=15_000)
+    with page.expect_download() as dl:
+        link.click()
+    path = dl.value.path()
+    text = Path(path).read_text()
+    assert text.startswith("SPEAKER ") and len(text.splitlines()) > 1
+    page.screenshot(path=str(shots / "05_export.png"), full_page=True)
+    assert not page.errors, page.errors
+
+
+def test_reload_restores_the_work(page, server, shots):
+    expect = sync_api.expect
+    before = page.locator("#summary").inner_text()
+    page.reload()
+    expect(page.locator("#status")).to_contain_text("Welcome back", timeout=30_000)
+    page.wait_for_function("() => document.querySelectorAll('#timeline g.barlayer path').length > 3",
+                           timeout=20_000)
+    after = page.locator("#summary").inner_text()
+    assert after.split("Undo:")[0] == before.split("Undo:")[0]  # same meeting, same turns and speakers
+    page.screenshot(path=str(shots / "06_reloaded.png"), full_page=True)
+
+
+def test_zoom_cursor_and_unsure_navigation(page, server, shots):
+    expect = sync_api.expect
+    title = page.locator("#timeline .gtitle")
+    expect(title).to_contain_text("view 0:00.0", timeout=15_000)
+    drag = page.locator("#timeline .nsewdrag").first.bounding_box()
+    y = drag["y"] + drag["height"] * 0.5
+    # drag-zoom on the plot -> the server re-renders that window in detail
+    page.mouse.move(drag["x"] + drag["width"] * 0.2, y)
+    page.mouse.down()
+    page.mouse.move(drag["x"] + drag["width"] * 0.4, y, steps=8)
+    page.mouse.up()
+    expect(title).not_to_contain_text("view 0:00.0-", timeout=15_000)
+    # a click on empty space sets the cursor
+    page.locator("#whole").click()
+    expect(title).to_contain_text("view 0:00.0-", timeout=15_000)
+    for attempt in range(3):  # a click that lands while plotly redraws can be lost: click again
+        drag = page.locator("#timeline .nsewdrag").first.bounding_box()
+        page.mouse.click(drag["x"] + drag["width"] * 0.5, drag["y"] + drag["height"] * 0.97)
+        try:
+            expect(page.locator("#status")).to_contain_text("Cursor at", timeout=5_000)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+    page.locator("#next_unsure").click()
+    expect(page.locator("#status")).to_contain_text("Unsure place", timeout=15_000)
+    page.screenshot(path=str(shots / "07_unsure.png"), full_page=True)
+
+
+def test_restarted_server_restores_the_edits(tmp_path, shots, page):
+    """Same workspace root and port, a new server process state: the browser's stored session id
+    brings back the meeting and the edits."""
+    from app_fixtures import free_port
+    from app.main import build_demo, launch
+
+    expect = sync_api.expect
+    port = free_port()
+    settings = Settings(root=tmp_path / "ws", model="default", demo_dir=DEMO_DIR)
+    if not any(DEMO_DIR.glob("*.wav")):
+        pytest.skip("no shipped demo meeting")
+    demo = build_demo(settings)
+    launch(demo, port=port, prevent_thread_lock=True, quiet=True)
+    context = page.context.browser.new_context(viewport={"width": 1400, "height": 1200})
+    page = context.new_page()
+    try:
+        page.goto(f"http://127.0.0.1:{port}/")
+        expect(page.locator("#status")).to_contain_text("Start here", timeout=30_000)
+        page.locator("#demo_btn").click()
+        expect(page.locator("#status")).to_contain_text("Opened the demo meeting", timeout=60_000)
+        page.locator("#sel_start input").fill("10")
+        page.locator("#sel_end input").fill("12.5")
+        page.locator("#sel_speaker input").fill("alice")
+        page.locator("#sel_speaker input").press("Enter")
+        page.locator("#add_btn").click()
+        expect(page.locator("#status")).to_contain_text("add segment", timeout=15_000)
+        demo.close()
+        demo2 = build_demo(Settings(root=tmp_path / "ws", model="default", demo_dir=DEMO_DIR))
+        launch(demo2, port=port, prevent_thread_lock=True, quiet=True)
+        try:
+            page.reload()
+            expect(page.locator("#status")).to_contain_text("Welcome back", timeout=30_000)
+            expect(page.locator("#summary")).to_contain_text("1 turns, 1 speakers", timeout=15_000)
+            page.wait_for_function("() => document.querySelectorAll('#timeline g.barlayer path').length >= 1",
+                                   timeout=20_000)
+            page.screenshot(path=str(shots / "08_after_restart.png"), full_page=True)
+        finally:
+            demo2.close()
+    finally:
+        context.close()

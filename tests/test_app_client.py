@@ -1,0 +1,310 @@
+"""The launched app driven through gradio_client: every endpoint's wiring, with a tiny real model
+and the real pipeline and training code (module-scoped server: launched once)."""
+
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import handle_file  # noqa: E402
+
+from app_fixtures import served, synthetic_meeting, tiny_model  # noqa: E402
+from app.session import Settings  # noqa: E402
+
+# positions of the VIEW outputs (see app/main.py)
+TIMELINE, STATUS, SUMMARY, SEL_INFO, SEL_START, SEL_END, SEL_SPEAKER, CURSOR = range(8)
+TABLE = 12
+FAST_PIPELINE = {"step": 2.5, "min_embedding_duration": 0.1, "min_cluster_size": 1, "min_duration_on": 0.2,
+                 "min_duration_off": 0.3}
+FAST_TRAINING = {"batch_size": 2, "val_pairs": 2, "chunk_duration": 2.0}
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(2)
+    tmp = tmp_path_factory.mktemp("app")
+    model = tiny_model(tmp / "model")
+    meeting = synthetic_meeting(tmp / "data", duration=20.0, num_speakers=2, seed=4)
+    settings = Settings(root=tmp / "ws", model=str(model), params=FAST_PIPELINE, train_overrides=FAST_TRAINING,
+                        max_upload_mb=20)
+    with served(settings, tmp / "dl") as (demo, url, client):
+        yield {"demo": demo, "url": url, "client": client, "meeting": meeting, "tmp": tmp, "settings": settings}
+
+
+def rows(out):
+    return out[TABLE]["data"]
+
+
+def test_endpoints_are_named(app):
+    names = set(app["client"].view_api(print_info=False, return_format="dict")["named_endpoints"])
+    for name in ["/upload_meeting", "/open_demo", "/run_model", "/stop", "/add_segment", "/move_segment",
+                 "/split_segment", "/delete_segment", "/set_speaker", "/rename_speaker", "/merge_speakers",
+                 "/undo", "/redo", "/reset", "/mark_reviewed", "/review_view", "/import_rttm", "/export",
+                 "/export_tracks", "/retrain", "/play", "/compare", "/select_segment", "/press_key",
+                 "/next_unsure", "/zoom_in"]:
+        assert name in names, name
+
+
+def test_bad_uploads_get_a_clear_message(app):
+    c = app["client"]
+    junk = app["tmp"] / "corrupt.wav"
+    junk.write_bytes(b"RIFF....WAVEfmt " + bytes(200))
+    with pytest.raises(Exception, match="corrupt.wav: cannot read audio"):
+        c.predict(handle_file(str(junk)), api_name="/upload_meeting")
+    text = app["tmp"] / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(Exception, match="unsupported file type|Invalid file type"):
+        c.predict(handle_file(str(text)), api_name="/upload_meeting")
+    # the app still answers
+    out = c.predict(api_name="/refresh")
+    assert "No meeting open" in out[SUMMARY]
+
+
+def test_edit_before_upload_is_refused(app):
+    with pytest.raises(Exception, match="open a meeting first"):
+        app["client"].predict(1.0, 2.0, "A", api_name="/add_segment")
+
+
+def test_upload_run_and_progress(app):
+    c = app["client"]
+    out = c.predict(handle_file(str(app["meeting"]["audio"])), api_name="/upload_meeting")
+    assert "Run model" in out[STATUS] and "0:20.0" in out[SUMMARY]
+    job = c.submit(str(app["settings"].model), "", "fixed", 2, 1, 4, api_name="/run_model")
+    seen = set()
+    while not job.done():
+        st = job.status()
+        if st.progress_data:
+            seen.add(st.progress_data[0].desc)
+        time.sleep(0.1)
+    out = job.outputs()[-1]
+    assert "found 2 speaker(s)" in out[STATUS], out[STATUS]
+    assert len(rows(out)) > 0
+    assert seen, "no progress reported"
+    fig = out[TIMELINE]
+    assert fig["type"] == "plotly" and len(fig["plot"]) < 300_000
+
+
+def test_select_edit_validation_undo_redo(app):
+    c = app["client"]
+    out = c.predict(api_name="/refresh")
+    first = max(rows(out), key=lambda r: float(r[4]))  # the longest turn: room to resize and split
+    assert float(first[4]) > 0.6
+    seg_id = int(first[0])
+    out = c.predict(seg_id, api_name="/select_segment")
+    assert f"#{seg_id}" in out[SEL_INFO]
+    player = out[-1]
+    assert player["url"].startswith("/gradio_api/file=") and player["end"] > player["start"]
+    before = rows(c.predict(api_name="/refresh"))
+    # end before start: a clear message and nothing changes
+    with pytest.raises(Exception, match="must be after start"):
+        c.predict(5.0, 3.0, api_name="/move_segment")
+    with pytest.raises(Exception, match="past the end"):
+        c.predict(1.0, 25.0, api_name="/move_segment")
+    assert rows(c.predict(api_name="/refresh")) == before
+    start, end = float(first[2]), float(first[3])
+    new_end = round(min(end, start + 1.0), 3)
+    out = c.predict(start, new_end, api_name="/move_segment")
+    moved = [r for r in rows(out) if int(r[0]) == seg_id][0]
+    assert moved[3] == new_end
+    out = c.predict(round(start + 0.5, 3), api_name="/split_segment")
+    assert len(rows(out)) == len(before) + 1
+    out = c.predict("carol", api_name="/set_speaker")
+    assert "carol" in {r[1] for r in rows(out)}
+    out = c.predict(api_name="/undo")
+    assert "Undid: assign to carol" in out[STATUS]
+    out = c.predict(api_name="/undo")
+    assert len(rows(out)) == len(before)
+    out = c.predict(api_name="/redo")
+    assert len(rows(out)) == len(before) + 1
+    out = c.predict(api_name="/delete_segment")
+    assert len(rows(out)) == len(before)
+    out = c.predict(1.0, 1.8, "dave", api_name="/add_segment")
+    assert any(r[1] == "dave" for r in rows(out))
+
+
+def test_shortcut_endpoint_and_speaker_ops(app):
+    c = app["client"]
+    out = c.predict(api_name="/refresh")
+    row = rows(out)[0]
+    c.predict(int(row[0]), api_name="/select_segment")
+    lane = 2 if row[1] == "SPEAKER_00" else 1  # lanes: SPEAKER_00, SPEAKER_01, dave
+    with pytest.raises(Exception, match="unknown shortcut"):  # the keyboard sends 'speaker1', not '1'
+        c.predict("1", None, api_name="/press_key")
+    out = c.predict(f"speaker{lane}", None, api_name="/press_key")
+    assert f"({lane})" in out[SEL_INFO]
+    out = c.predict("undo", None, api_name="/press_key")
+    assert "Undid" in out[STATUS]
+    out = c.predict("next", None, api_name="/press_key")
+    assert out[-1]["url"]
+    out = c.predict("SPEAKER_00", "alice", api_name="/rename_speaker")
+    assert "alice" in {r[1] for r in rows(out)}
+    with pytest.raises(Exception, match="already exists"):
+        c.predict("alice", "SPEAKER_01", api_name="/rename_speaker")
+    out = c.predict("SPEAKER_01", "alice", api_name="/merge_speakers")
+    assert "SPEAKER_01" not in {r[1] for r in rows(out)}
+    out = c.predict(api_name="/undo")
+    assert "SPEAKER_01" in {r[1] for r in rows(out)}
+
+
+def test_listen_and_compare(app):
+    c = app["client"]
+    p = c.predict("mixture", api_name="/play")
+    with urllib.request.urlopen(app["url"].rstrip("/") + p["url"]) as r:
+        data = r.read()
+    assert data[:4] == b"RIFF"
+    a, b = c.predict("alice", api_name="/compare")
+    assert (a["start"], a["end"]) == (b["start"], b["end"]) and "alice" in b["title"]
+    with pytest.raises(Exception, match="added by hand"):
+        c.predict("dave", api_name="/play")
+    out = c.predict(api_name="/next_unsure")
+    assert "Unsure place" in out[STATUS] or out[STATUS]
+
+
+def test_import_malformed_rttm_keeps_edits(app):
+    c = app["client"]
+    before = rows(c.predict(api_name="/refresh"))
+    bad = app["tmp"] / "broken.rttm"
+    bad.write_text("SPEAKER meeting 1 0.0 1.0 <NA> <NA> A <NA> <NA>\nSPEAKER meeting 1 x 1.0\n")
+    with pytest.raises(Exception, match="broken.rttm line 2"):
+        c.predict(handle_file(str(bad)), api_name="/import_rttm")
+    assert rows(c.predict(api_name="/refresh")) == before
+    out = c.predict(handle_file(str(app["meeting"]["rttm"])), api_name="/import_rttm")
+    assert "Imported" in out[STATUS]
+    out = c.predict(api_name="/undo")
+    assert rows(out) == before
+
+
+def test_export(app):
+    c = app["client"]
+    c.predict(0.0, 20.0, api_name="/mark_reviewed")
+    files, msg = c.predict(api_name="/export")
+    names = sorted(Path(f).name for f in files)
+    assert names == ["meeting.rttm", "meeting.uem", "meeting_segments.csv"]
+    rttm = Path([f for f in files if f.endswith(".rttm")][0]).read_text()
+    assert rttm.startswith("SPEAKER meeting 1 ") and "alice" in rttm
+    assert Path([f for f in files if f.endswith(".uem")][0]).read_text() == "meeting 1 0.000 20.000\n"
+    files, _ = c.predict(api_name="/export_tracks")
+    import zipfile
+
+    assert any(n.endswith("alice.wav") for n in zipfile.ZipFile(files[0]).namelist())
+
+
+def test_retrain_then_version_is_selectable(app):
+    c = app["client"]
+    job = c.submit(str(app["settings"].model), "", 1e-4, 2, 20, api_name="/retrain")
+    outs = job.outputs() if job.result() is not None else None
+    out = outs[-1]
+    note, table = out[-2], out[-1]
+    assert "New model version" in note and "held-out part" in note and "16.0-20.0 s" in note
+    assert [r[0].split()[0] for r in table["data"]] == ["before", "after"]
+    model_dd = out[14]
+    assert "version:" in str(model_dd)
+
+
+def test_stop_really_stops_a_run(app):
+    from gradio_client import Client
+
+    from app_fixtures import long_waveform
+
+    c = Client(app["url"], verbose=False, download_files=str(app["tmp"] / "dl4"))
+    wav = app["tmp"] / "long.wav"
+    sf.write(wav, long_waveform(600.0), 16000, subtype="PCM_16")
+    c.predict(handle_file(str(wav)), api_name="/upload_meeting")
+    job = c.submit(str(app["settings"].model), "", "auto", 2, 1, 4, api_name="/run_model")
+    deadline = time.time() + 60
+    while time.time() < deadline and not job.done():
+        st = job.status()
+        if st.progress_data and "separated" in (st.progress_data[0].desc or ""):
+            break
+        time.sleep(0.05)
+    c.predict(api_name="/stop")
+    t = time.time()
+    out = job.outputs()[-1] if job.result() is not None else None
+    assert "Stopped" in out[STATUS]
+    assert time.time() - t < 15
+    assert "Model not run yet" in out[SUMMARY]  # nothing half-stored
+
+
+def test_two_clients_have_separate_workspaces(app):
+    from gradio_client import Client
+
+    other = Client(app["url"], verbose=False, download_files=str(app["tmp"] / "dl2"))
+    out = other.predict(api_name="/refresh")
+    assert "No meeting open" in out[SUMMARY]
+    reg = app["demo"].pixit_registry
+    a = reg._by_hash[app["client"].session_hash]
+    b = reg._by_hash[other.session_hash]
+    assert a != b and reg._by_id[a].ws.path != reg._by_id[b].ws.path
+
+
+def test_retrain_without_corrections_is_refused(app):
+    from gradio_client import Client
+
+    other = Client(app["url"], verbose=False, download_files=str(app["tmp"] / "dl3"))
+    wav = app["tmp"] / "fresh.flac"
+    sf.write(wav, 0.1 * np.random.default_rng(0).standard_normal(16000 * 3).astype(np.float32), 16000)
+    other.predict(handle_file(str(wav)), api_name="/upload_meeting")
+    with pytest.raises(Exception, match="no corrected meeting"):
+        other.predict(str(app["settings"].model), "", 1e-4, 2, 20, api_name="/retrain")
+
+
+def test_cli_serves_on_localhost(tmp_path, app):
+    import os
+    import subprocess
+    import sys
+
+    from app_fixtures import free_port
+    from core.cli import main
+
+    assert main(["app", "--port", "70000"]) == 2  # a user mistake: one line, no traceback
+    port = free_port()
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "app", "--port", str(port), "--workspace",
+                             str(tmp_path / "ws"), "--model", str(app["settings"].model)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.time() + 150  # a fresh interpreter imports torch + gradio: slow on a busy machine
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    assert r.status == 200 and b"PixIT Workbench" in r.read()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read()
+                time.sleep(0.5)
+        else:
+            pytest.fail("pixit app did not start")
+        import socket
+
+        ip = socket.gethostbyname(socket.gethostname())
+        if not ip.startswith("127."):  # not reachable from another interface
+            with pytest.raises(OSError):
+                urllib.request.urlopen(f"http://{ip}:{port}/", timeout=2)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_stop_cancels_retraining(app):
+    c = app["client"]
+    n_before = len(app["demo"].pixit_registry._by_id[app["demo"].pixit_registry._by_hash[c.session_hash]].ws.versions())
+    job = c.submit(str(app["settings"].model), "", 1e-4, 5000, 20, api_name="/retrain")
+    deadline = time.time() + 120
+    while time.time() < deadline and not job.done():
+        st = job.status()
+        if st.progress_data:  # the job runs (training checks the stop flag at every step)
+            break
+        time.sleep(0.1)
+    c.predict(api_name="/stop_retrain")
+    t = time.time()
+    out = job.outputs()[-1] if job.result() is not None else None
+    assert time.time() - t < 20
+    assert "stopped" in out[-2]
+    S = app["demo"].pixit_registry._by_id[app["demo"].pixit_registry._by_hash[c.session_hash]]
+    assert len(S.ws.versions()) == n_before
