@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.commands._args import positive_int
+
 
 def _fraction(text: str) -> float:
     try:
@@ -32,15 +34,6 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="M", help="ToTaToNet folder (or name) with an SSL front end, fine-tuned for the task")
@@ -49,10 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sparsity", type=_fraction, default=0.8, help="target sparsity (default 0.8 = keep 20%%)")
     parser.add_argument("--target", choices=("params", "macs"), default="params",
                         help="what the sparsity counts: parameters, or MACs per second of audio (default params)")
-    parser.add_argument("--steps", type=_positive_int, default=1000, help="distill + prune steps (default 1000)")
-    parser.add_argument("--warmup-steps", type=_positive_int, help="steps over which the target ramps up (default steps/6)")
+    parser.add_argument("--steps", type=positive_int, default=1000, help="distill + prune steps (default 1000)")
+    parser.add_argument("--warmup-steps", type=positive_int, help="steps over which the target ramps up (default steps/6)")
     parser.add_argument("--further-steps", type=int, default=0, help="distillation steps of the pruned model (default 0)")
-    parser.add_argument("--batch-size", type=_positive_int, default=4, help="chunks per step (default 4)")
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="chunks per step (default 4)")
     parser.add_argument("--chunk-duration", type=float, default=4.0, help="chunk length in seconds (default 4)")
     parser.add_argument("--lr", type=float, default=2e-4, help="learning rate of the SSL weights (default 2e-4)")
     parser.add_argument("--reg-lr", type=float, default=2e-2, help="learning rate of gates and Lagrange multipliers (default 2e-2)")

@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from core.commands._args import positive_int
+
 MASKERS = ("dprnn", "convtasnet", "sepformer", "spgm")
 
 
@@ -24,15 +26,6 @@ def _devices(text: str):
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", required=True, metavar="MANIFEST",
@@ -41,24 +34,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="RUN", help="run folder: RUN/model, RUN/metrics.csv, RUN/train.json")
     parser.add_argument("--init", metavar="M", help="model folder or name to fine-tune (default: train from scratch)")
     length = parser.add_mutually_exclusive_group()
-    length.add_argument("--max-steps", type=_positive_int, metavar="N", help="number of optimiser steps")
-    length.add_argument("--epochs", type=_positive_int, metavar="N", help="number of epochs (default 10)")
-    parser.add_argument("--steps-per-epoch", type=_positive_int, metavar="N", help="default: about one pass over the annotated audio")
+    length.add_argument("--max-steps", type=positive_int, metavar="N", help="number of optimiser steps")
+    length.add_argument("--epochs", type=positive_int, metavar="N", help="number of epochs (default 10)")
+    parser.add_argument("--steps-per-epoch", type=positive_int, metavar="N", help="default: about one pass over the annotated audio")
     parser.add_argument("--lambda", dest="lambda_", type=float, default=0.5, metavar="LAMBDA",
                         help="weight of the diarization (PIT) losses; 1 = diarization only (default 0.5)")
-    parser.add_argument("--batch-size", type=_positive_int, default=8, metavar="N", help="chunk pairs per batch (default 8)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, metavar="N", help="chunk pairs per batch (default 8)")
     parser.add_argument("--chunk-duration", type=float, default=5.0, metavar="S", help="chunk length in seconds (default 5)")
     parser.add_argument("--lr", type=float, default=3e-4, metavar="LR", help="learning rate (default 3e-4)")
     parser.add_argument("--ssl-lr", type=float, default=1e-5, metavar="LR", help="learning rate of the SSL front end (default 1e-5)")
     parser.add_argument("--sup-weight", type=float, default=0.0, metavar="W",
                         help="weight of a supervised SI-SDR loss on ground-truth sources (synthetic data; default 0)")
-    parser.add_argument("--val-pairs", type=_positive_int, default=64, metavar="N", help="fixed validation pairs (default 64)")
-    parser.add_argument("--val-every", type=_positive_int, metavar="N", help="steps between validations (default: once per epoch)")
+    parser.add_argument("--val-pairs", type=positive_int, default=64, metavar="N", help="fixed validation pairs (default 64)")
+    parser.add_argument("--val-every", type=positive_int, metavar="N", help="steps between validations (default: once per epoch)")
     parser.add_argument("--num-workers", type=int, default=0, metavar="N", help="data-loading worker processes (default 0)")
     parser.add_argument("--accelerator", default="auto", metavar="A", help="auto | cpu | gpu | ... (default auto: GPU when there is one)")
     parser.add_argument("--devices", type=_devices, default=1, metavar="N",
                         help="number of devices, a list (0,1) or auto (= all; several devices train with DDP; default 1)")
-    parser.add_argument("--num-nodes", type=_positive_int, default=1, metavar="N", help="number of machines (default 1)")
+    parser.add_argument("--num-nodes", type=positive_int, default=1, metavar="N", help="number of machines (default 1)")
     parser.add_argument("--strategy", default="auto", metavar="S", help="Lightning strategy: auto | ddp | ... (default auto)")
     parser.add_argument("--precision", metavar="P", help="Lightning precision, e.g. bf16-mixed (default 32-true)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
