@@ -317,9 +317,17 @@ def resolve_model_path(model: str | Path) -> Path:
     return Path(model).expanduser()
 
 
-def _load_folder(path: Path) -> ToTaToNet:
+def read_weights(path: Path) -> dict[str, Tensor]:
+    """A safetensors state dict (never a pickle), or a one-line ModelError."""
     from safetensors.torch import load_file
 
+    try:
+        return load_file(str(path))
+    except Exception as e:
+        raise ModelError(f"{path} cannot be read: {_one_line(e)}") from None
+
+
+def _load_folder(path: Path) -> ToTaToNet:
     try:
         config = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -339,10 +347,7 @@ def _load_folder(path: Path) -> ToTaToNet:
     except Exception as e:  # wrong types in the config and the like
         raise ModelError(f"{path / CONFIG_NAME} is not a valid model config: {type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''}") from None
-    try:
-        state = load_file(str(path / WEIGHTS_NAME))
-    except Exception as e:
-        raise ModelError(f"{path / WEIGHTS_NAME} cannot be read: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    state = read_weights(path / WEIGHTS_NAME)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

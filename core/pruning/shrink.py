@@ -225,7 +225,7 @@ def build_pruned_model(config, **overrides) -> nn.Module:
 
 def load_pruned(folder: str | Path, **overrides) -> nn.Module:
     """Load a pruned SSL model saved by `save_pruned` (eval mode, float32)."""
-    from safetensors.torch import load_file
+    from core.models.totatonet import read_weights
 
     folder = Path(folder)
     try:
@@ -235,10 +235,7 @@ def load_pruned(folder: str | Path, **overrides) -> nn.Module:
     if not is_pruned_config(config):
         raise ModelError(f"{folder} is not a pruned SSL model (no {PRUNING_KEY} in {CONFIG_NAME})")
     model = build_pruned_model(config, **overrides)
-    try:
-        state = load_file(str(folder / WEIGHTS_NAME))
-    except Exception as e:
-        raise ModelError(f"{folder / WEIGHTS_NAME} cannot be read: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    state = read_weights(folder / WEIGHTS_NAME)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError:
