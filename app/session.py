@@ -47,7 +47,7 @@ class Settings:
     max_audio_hours: float = 3.0
     device: str = "auto"
     host: str = "127.0.0.1"
-    params: dict | None = None  # core.pipeline.PipelineParams fields (None: the defaults)
+    params: dict | None = None  # core.pipeline.PipelineParams fields (None: those tuned for the model, its params.json)
     train_overrides: dict | None = None  # extra core.training.TrainConfig fields for "Retrain"
     demo_dir: Path | None = None  # where the demo meeting (a wav + its rttm) lives; None: assets/demo
 
@@ -66,7 +66,8 @@ def get_pipeline(model: str, device: str = "auto", params: dict | None = None):
         if key not in _PIPELINES:
             if len(_PIPELINES) >= 3:
                 _PIPELINES.pop(next(iter(_PIPELINES)))
-            _PIPELINES[key] = Pipeline(model, params=PipelineParams(**(params or {})), device=device)
+            tuned = PipelineParams.for_model(model) if params is None else PipelineParams(**params)
+            _PIPELINES[key] = Pipeline(model, params=tuned, device=device)
         return _PIPELINES[key]
 
 

@@ -111,6 +111,8 @@ class ResemblyzerEncoder:
     def _mel(self, wav: np.ndarray) -> np.ndarray:
         from resemblyzer.audio import wav_to_mel_spectrogram
 
+        if len(wav) < 400:  # one 25 ms STFT frame at least (librosa warns on shorter input)
+            wav = np.pad(wav, (0, 400 - len(wav)))
         return wav_to_mel_spectrogram(wav)  # (frames, 40) float32
 
     def __call__(self, waveforms: list[np.ndarray]) -> np.ndarray:

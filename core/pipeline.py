@@ -72,6 +72,9 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------
 # parameters
 # ----------------------------------------------------------------------------------------------
+PARAMS_NAME = "params.json"  # pipeline parameters tuned for a model, stored in its folder
+
+
 @dataclass
 class PipelineParams:
     """Inference settings; JSON-serialisable (`pixit tune` writes them, the app and CLI load them)."""
@@ -134,6 +137,17 @@ class PipelineParams:
         from core.fileio import atomic_write_json
 
         atomic_write_json(path, {"format": "pixit-pipeline-params", "version": 1, **self.to_dict(), **(extra or {})})
+
+    @classmethod
+    def for_model(cls, model) -> "PipelineParams":
+        """The parameters tuned for a model: its folder's params.json when there is one, else the defaults."""
+        if isinstance(model, (str, Path)):
+            from core.models.totatonet import resolve_model_path
+
+            path = resolve_model_path(model) / PARAMS_NAME
+            if path.is_file():
+                return cls.load(path)
+        return cls()
 
     @classmethod
     def load(cls, path: str | Path) -> "PipelineParams":
@@ -723,7 +737,7 @@ class Pipeline:
         import torch
 
         self.device = resolve_device(device)
-        self.params = params if params is not None else PipelineParams()
+        self.params = params if params is not None else PipelineParams.for_model(model)
         if isinstance(model, (str, Path)):
             from core.models.totatonet import load_model
 

@@ -160,6 +160,17 @@ def test_params_roundtrip_and_validation(tmp_path):
         PipelineParams(step=6.0)
 
 
+def test_pipeline_uses_the_params_tuned_for_its_model(tiny_model_dir, tmp_path):
+    import shutil
+
+    assert Pipeline(tiny_model_dir, device="cpu").params == PipelineParams()
+    folder = tmp_path / "tuned"
+    shutil.copytree(tiny_model_dir, folder)
+    PipelineParams(threshold=0.3, step=1.0).save(folder / "params.json")
+    assert Pipeline(folder, device="cpu").params == PipelineParams(threshold=0.3, step=1.0)
+    assert Pipeline(folder, PipelineParams(threshold=0.7), device="cpu").params.threshold == 0.7
+
+
 def test_whole_pipeline_memory_is_linear():
     """0.5 and 1.5 minutes through the whole pipeline (stub model): the traced peak grows by about
     waveform 4 B + source cache 2 (overlap) x 2 local x 2 B + output 4 B per sample, far below

@@ -92,7 +92,10 @@ def test_best_model_is_the_lowest_validation_loss(trained, corpus):
 def test_fine_tune_from_init_diarization_only_with_supervision(trained, corpus, tmp_path):
     from core.models.totatonet import load_model
 
+    from core.pipeline import PipelineParams
+
     _, first, _ = trained
+    PipelineParams(threshold=0.35).save(first.model_dir / "params.json")  # tuned for the initial model
     result = train(corpus, tmp_path / "ft", init=first.model_dir,
                    config=TrainConfig(max_steps=2, val_every=2, lambda_=1.0, sup_weight=0.5, **TINY))
     init, tuned = load_model(first.model_dir), load_model(result.model_dir)
@@ -104,6 +107,7 @@ def test_fine_tune_from_init_diarization_only_with_supervision(trained, corpus, 
     assert row["val_loss"] == pytest.approx(row["val_pit"] + 0.5 * row["val_sup"], rel=1e-4)
     state = json.loads((tmp_path / "ft" / "train.json").read_text())
     assert state["init"] == str(first.model_dir)
+    assert PipelineParams.load(result.model_dir / "params.json").threshold == 0.35  # inherited
     with pytest.raises(PixitError, match="not both"):
         train(corpus, tmp_path / "x", init=first.model_dir, model_config={"n_filters": 8}, config=TrainConfig(**TINY))
 

@@ -133,7 +133,7 @@ def run(args) -> int:
     check_speaker_bounds(args.num_speakers, args.min_speakers, args.max_speakers)
     if args.batch_size is not None and args.batch_size < 1:
         raise PixitError(f"--batch-size must be a positive integer, got {args.batch_size}")
-    params = PipelineParams.load(args.params) if args.params else PipelineParams()
+    params = PipelineParams.load(args.params) if args.params else PipelineParams.for_model(args.model)
     if args.batch_size is not None:
         params.batch_size = args.batch_size
     if args.embedding:
