@@ -82,9 +82,13 @@ def test_upload_run_and_progress(app):
         if st.progress_data:
             seen.add(st.progress_data[0].desc)
         time.sleep(0.1)
-    out = job.outputs()[-1]
+    outputs = job.outputs()
+    out = outputs[-1]
     assert "found 2 speaker(s)" in out[STATUS], out[STATUS]
     assert len(rows(out)) > 0
+    # progress reaches the client as the progress bar (polled: a fast run can slip between polls)
+    # and as the intermediate status lines the generator yields
+    seen |= {o[STATUS] for o in outputs[:-1] if "%)" in str(o[STATUS])}
     assert seen, "no progress reported"
     fig = out[TIMELINE]
     assert fig["type"] == "plotly" and len(fig["plot"]) < 300_000
