@@ -129,3 +129,22 @@ def tiny_config():
 def tiny_model_config():
     """A ToTaToNet config small enough to train a few steps in seconds on 2 CPU cores."""
     return tiny_config()
+
+
+def pipeline_model_config() -> dict:
+    """The tiny random model the pipeline and CLI tests run (stride 16, one DPRNN block)."""
+    return {"n_sources": 3, "n_filters": 16, "kernel_size": 32, "stride": 16, "masker": "dprnn",
+            "masker_params": {"bn_chan": 16, "hid_size": 16, "n_repeats": 1, "chunk_size": 50, "hop": 25},
+            "diar_pool": 8, "diar_hidden": 16, "diar_layers": 1}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    import torch
+
+    from core.models.totatonet import ToTaToNet
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("model") / "tiny"
+    ToTaToNet(pipeline_model_config()).save(folder)
+    return folder

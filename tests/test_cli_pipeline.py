@@ -46,23 +46,12 @@ def corpus(tmp_path_factory):
     return write_corpus(tmp_path_factory.mktemp("cli"), num_meetings=2, duration=8.0, seed=7)
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from core.models.totatonet import ToTaToNet
-    from test_pipeline import tiny_model_config
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model") / "tiny"
-    ToTaToNet(tiny_model_config()).save(folder)
-    return folder
-
-
-def test_separate_writes_outputs_and_resumes(corpus, model_dir, tmp_path):
+def test_separate_writes_outputs_and_resumes(corpus, tiny_model_dir, tmp_path):
     folder = corpus.parent
     listing = tmp_path / "list.txt"
     listing.write_text("# the two meetings\n" + "".join(f"{p}\n" for p in sorted(folder.glob("*.wav"))))
     out = tmp_path / "out"
-    proc = pixit("separate", listing, "--out", out, "--model", model_dir, "--device", "cpu", "--batch-size", "8", "--embedding", "mfcc")
+    proc = pixit("separate", listing, "--out", out, "--model", tiny_model_dir, "--device", "cpu", "--batch-size", "8", "--embedding", "mfcc")
     assert proc.returncode == 0, proc.stderr
     uris = sorted(p.stem for p in folder.glob("*.wav"))
     assert "[2/2]" in proc.stdout and "done: 2 of 2" in proc.stdout
@@ -74,13 +63,13 @@ def test_separate_writes_outputs_and_resumes(corpus, model_dir, tmp_path):
             assert (out / speaker["wav"]).is_file()
     stamp = (out / f"{uris[0]}.json").stat().st_mtime_ns
     # a second run (folder input this time) skips both recordings
-    proc = pixit("separate", folder, "--out", out, "--model", model_dir, "--device", "cpu", "--embedding", "mfcc")
+    proc = pixit("separate", folder, "--out", out, "--model", tiny_model_dir, "--device", "cpu", "--embedding", "mfcc")
     assert proc.returncode == 0, proc.stderr
     assert "skipping 2 of 2" in proc.stdout
     assert (out / f"{uris[0]}.json").stat().st_mtime_ns == stamp
 
 
-def test_separate_user_errors(corpus, model_dir, tmp_path, capsys):
+def test_separate_user_errors(corpus, tiny_model_dir, tmp_path, capsys):
     wav = next(corpus.parent.glob("*.wav"))
     assert_user_error(pixit("separate", tmp_path / "missing.wav", "--out", tmp_path), "missing.wav")  # real process
     run = lambda *a: pixit_inprocess(capsys, *a)  # noqa: E731
@@ -88,11 +77,11 @@ def test_separate_user_errors(corpus, model_dir, tmp_path, capsys):
     assert_user_error(run("separate", wav, "--out", tmp_path, "--min-speakers", "3", "--max-speakers", "2"), "min_speakers")
     assert_user_error(run("separate", wav, "--out", tmp_path, "--model", tmp_path / "nomodel"), "nomodel")
     (tmp_path / "bad.wav").write_bytes(b"not audio at all")
-    assert_user_error(run("separate", tmp_path / "bad.wav", "--out", tmp_path / "o", "--model", model_dir, "--device", "cpu",
+    assert_user_error(run("separate", tmp_path / "bad.wav", "--out", tmp_path / "o", "--model", tiny_model_dir, "--device", "cpu",
                           "--embedding", "mfcc"), "bad.wav")
     (tmp_path / "p.json").write_text('{"threshold": 2}')
-    assert_user_error(run("separate", wav, "--out", tmp_path, "--model", model_dir, "--params", tmp_path / "p.json"), "threshold")
-    assert_user_error(run("separate", wav, "--out", tmp_path, "--model", model_dir, "--embedding", "nope"), "nope")
+    assert_user_error(run("separate", wav, "--out", tmp_path, "--model", tiny_model_dir, "--params", tmp_path / "p.json"), "threshold")
+    assert_user_error(run("separate", wav, "--out", tmp_path, "--model", tiny_model_dir, "--embedding", "nope"), "nope")
 
 
 def test_evaluate_table_json_and_errors(tmp_path, capsys):
@@ -120,9 +109,9 @@ def test_evaluate_table_json_and_errors(tmp_path, capsys):
     assert_user_error(run("evaluate", "--reference", ref, "--hypothesis", hyp, "--collar", "-1"), "collar")
 
 
-def test_tune_cli(corpus, model_dir, tmp_path, capsys):
+def test_tune_cli(corpus, tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "params.json"
-    proc = pixit_inprocess(capsys, "tune", "--dev", corpus, "--model", model_dir, "--out", out, "--device", "cpu", "--embedding", "mfcc",
+    proc = pixit_inprocess(capsys, "tune", "--dev", corpus, "--model", tiny_model_dir, "--out", out, "--device", "cpu", "--embedding", "mfcc",
                  "--thresholds", "0.5", "--clustering-thresholds", "0.6,1.0", "--collars", "0,0.5", "--batch-size", "8")
     assert proc.returncode == 0, proc.stderr
     assert "wrote" in proc.stdout and "DER" in proc.stdout
@@ -131,12 +120,12 @@ def test_tune_cli(corpus, model_dir, tmp_path, capsys):
     params = PipelineParams.load(out)
     assert params.embedding == "mfcc" and params.clustering_threshold in (0.6, 1.0)
     run = lambda *a: pixit_inprocess(capsys, *a)  # noqa: E731
-    assert_user_error(run("tune", "--dev", corpus, "--model", model_dir, "--out", out, "--thresholds", "0.5,abc"), "--thresholds")
-    assert_user_error(run("tune", "--dev", tmp_path / "none.csv", "--model", model_dir, "--out", out, "--device", "cpu"), "none.csv")
+    assert_user_error(run("tune", "--dev", corpus, "--model", tiny_model_dir, "--out", out, "--thresholds", "0.5,abc"), "--thresholds")
+    assert_user_error(run("tune", "--dev", tmp_path / "none.csv", "--model", tiny_model_dir, "--out", out, "--device", "cpu"), "none.csv")
 
 
-def test_bench_cli(model_dir, tmp_path, capsys):
-    proc = pixit_inprocess(capsys, "bench", "--duration", "6", "--model", model_dir, "--device", "cpu", "--embedding", "mfcc", "--json", tmp_path / "b.json")
+def test_bench_cli(tiny_model_dir, tmp_path, capsys):
+    proc = pixit_inprocess(capsys, "bench", "--duration", "6", "--model", tiny_model_dir, "--device", "cpu", "--embedding", "mfcc", "--json", tmp_path / "b.json")
     assert proc.returncode == 0, proc.stderr
     assert "RTF" in proc.stdout and "peak RSS" in proc.stdout and "pyannote.audio" in proc.stdout
     rows = json.loads((tmp_path / "b.json").read_text())

@@ -18,22 +18,6 @@ torch.set_num_threads(2)
 SR = 16000
 
 
-def tiny_model_config() -> dict:
-    return {"n_sources": 3, "n_filters": 16, "kernel_size": 32, "stride": 16, "masker": "dprnn",
-            "masker_params": {"bn_chan": 16, "hid_size": 16, "n_repeats": 1, "chunk_size": 50, "hop": 25},
-            "diar_pool": 8, "diar_hidden": 16, "diar_layers": 1}
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    from core.models.totatonet import ToTaToNet
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model") / "tiny"
-    ToTaToNet(tiny_model_config()).save(folder)
-    return folder
-
-
 class EnergyStub(torch.nn.Module):
     """Local speaker 0 = the whole mixture, active where the frame energy is high; others silent."""
 

@@ -24,10 +24,10 @@ def dev_set(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_model():
     from core.models.totatonet import ToTaToNet
-    from test_pipeline import tiny_model_config
+    from conftest import pipeline_model_config
 
     torch.manual_seed(0)
-    model = ToTaToNet(tiny_model_config()).eval()
+    model = ToTaToNet(pipeline_model_config()).eval()
     model.calls = 0
 
     def count(module, inputs):
