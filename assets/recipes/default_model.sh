@@ -48,6 +48,9 @@ cat > "$WORK/start_params.json" <<'EOF'
 EOF
 "$PIXIT" tune --dev "$WORK/dev/manifest.csv" --model "$WORK/run/model" --params "$WORK/start_params.json" \
     --out "$WORK/run/model/params.json" --device cpu --thresholds 0.3,0.4,0.5,0.6 --collars 0,0.25,0.5,1
+# drop turns shorter than 0.1 s (not searched by `pixit tune`; chosen on dev: DER 36.6 % -> 35.8 %, 4.6x fewer turns)
+"$PYTHON" -c "import json,sys; p=sys.argv[1]; d=json.load(open(p)); d['min_duration_on']=0.1; open(p,'w').write(json.dumps(d, indent=2))" \
+    "$WORK/run/model/params.json"
 
 # 4. evaluation: held-out synthetic test meetings and the real recording
 for set in test; do
