@@ -184,6 +184,16 @@ def _normalize(x: Tensor) -> Tensor:
     return (x - mean) / torch.sqrt(var + 1e-7)
 
 
+def _student_teacher_states(audio, cfg, student, teacher, device):
+    """Hidden states of student and (frozen) teacher on one fresh batch of audio chunks."""
+    x = audio.sample(cfg.batch_size).to(device)
+    if cfg.normalize:
+        x = _normalize(x)
+    with torch.no_grad():
+        t_states = _hidden(teacher, x)
+    return _hidden(student, x), t_states
+
+
 def _hidden(model: nn.Module, x: Tensor) -> tuple[Tensor, ...]:
     return model(x, output_hidden_states=True).hidden_states
 
@@ -241,12 +251,7 @@ def prune_ssl(model: nn.Module, audio: AudioChunks, config: PruneConfig | None =
         model.train()
         for step in range(cfg.steps):
             _check(should_stop)
-            x = audio.sample(cfg.batch_size).to(device)
-            if cfg.normalize:
-                x = _normalize(x)
-            with torch.no_grad():
-                t_states = _hidden(teacher, x)
-            s_states = _hidden(model, x)
+            s_states, t_states = _student_teacher_states(audio, cfg, model, teacher, device)
             distill, parts = loss_fn(s_states, t_states)
             target = cfg.target_sparsity * min(1.0, (step + 1) / warmup)
             s = gates.expected_sparsity(cfg.target, cfg.macs_seconds)
@@ -325,12 +330,7 @@ def distill_further(student: nn.Module, teacher: nn.Module, audio: AudioChunks, 
     try:
         for step in range(cfg.further_steps):
             _check(should_stop)
-            x = audio.sample(cfg.batch_size).to(device)
-            if cfg.normalize:
-                x = _normalize(x)
-            with torch.no_grad():
-                t_states = _hidden(teacher, x)
-            loss, parts = loss_fn(_hidden(student, x), t_states)
+            loss, parts = loss_fn(*_student_teacher_states(audio, cfg, student, teacher, device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
