@@ -6,6 +6,7 @@ per-tab session id (kept in the browser, so a reload or a server restart restore
 for API clients, from gradio's session hash.
 """
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -155,6 +156,23 @@ CSS = """
 EMPTY_PLAYER = {"url": "", "title": "Nothing loaded yet: select a segment and press Play", "start": 0, "source": "",
                 "end": 0}
 
+
+
+@contextlib.contextmanager
+def _background_job(S: Session, job: Job, what: str):
+    """Show a background job's failure as a message (user mistakes as they are, bugs logged) and
+    always release the session: a job that is still running when the handler ends is cancelled."""
+    try:
+        yield
+    except PixitError as exc:
+        raise gr.Error(str(exc), duration=10) from None
+    except Exception as exc:
+        log.exception("%s failed", what)
+        raise gr.Error(f"{what} failed ({type(exc).__name__}: {exc})") from None
+    finally:
+        if not job.done.is_set():
+            job.cancel()
+        S.busy = None
 
 def _empty_player(title: str | None = None) -> dict:
     p = dict(EMPTY_PLAYER)
@@ -438,23 +456,15 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             S.busy = "run"
             skip = tuple(gr.skip() for _ in VIEW + LISTS + PLAYERS)
             job = Job(lambda p, st: S.run_model(model, label, progress=p, should_stop=st, **kw), S.stop)
-            try:
-                for frac, msg in job.updates():
-                    progress(frac, desc=msg)
-                    yield (gr.skip(), f"Running **{label}** on {S.meeting.name}: {msg} ({frac:.0%}). "
-                                      f"Press Stop to cancel.") + skip[2:]
-                job.outcome()
-            except Cancelled:
-                S.message = "Stopped: the model run was cancelled; nothing changed."
-            except PixitError as exc:
-                raise gr.Error(str(exc), duration=10) from None
-            except Exception as exc:
-                log.exception("model run failed")
-                raise gr.Error(f"the model run failed ({type(exc).__name__}: {exc})") from None
-            finally:
-                if not job.done.is_set():
-                    job.cancel()
-                S.busy = None
+            with _background_job(S, job, "the model run"):
+                try:
+                    for frac, msg in job.updates():
+                        progress(frac, desc=msg)
+                        yield (gr.skip(), f"Running **{label}** on {S.meeting.name}: {msg} ({frac:.0%}). "
+                                          f"Press Stop to cancel.") + skip[2:]
+                    job.outcome()
+                except Cancelled:
+                    S.message = "Stopped: the model run was cancelled; nothing changed."
             yield view(S) + lists(S) + (_empty_player(), _empty_player())
 
         run_ev = run_btn.click(run_model, [sid, model_dd, model_path, spk_mode, n_spk, min_spk, max_spk],
@@ -774,25 +784,17 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             outs = VIEW + LISTS + PLAYERS + [retrain_note, retrain_table]
             skip = [gr.skip() for _ in outs]
             job = Job(lambda p, st: S.retrain(model, label, lr_v, steps_v, held, progress=p, should_stop=st), S.stop)
-            try:
-                for frac, msg in job.updates():
-                    progress(frac, desc=msg)
-                    upd = list(skip)
-                    upd[outs.index(retrain_note)] = f"Retraining from **{label}**: {msg} ({frac:.0%}). Stop cancels it."
-                    yield tuple(upd)
-                job.outcome()
-                note = S.retrain_note
-            except Cancelled:
-                note = S.message = "Retraining stopped; no new model version was made."
-            except PixitError as exc:
-                raise gr.Error(str(exc), duration=10) from None
-            except Exception as exc:
-                log.exception("retraining failed")
-                raise gr.Error(f"retraining failed ({type(exc).__name__}: {exc})") from None
-            finally:
-                if not job.done.is_set():
-                    job.cancel()
-                S.busy = None
+            with _background_job(S, job, "retraining"):
+                try:
+                    for frac, msg in job.updates():
+                        progress(frac, desc=msg)
+                        upd = list(skip)
+                        upd[outs.index(retrain_note)] = f"Retraining from **{label}**: {msg} ({frac:.0%}). Stop cancels it."
+                        yield tuple(upd)
+                    job.outcome()
+                    note = S.retrain_note
+                except Cancelled:
+                    note = S.message = "Retraining stopped; no new model version was made."
             df = pd.DataFrame(S.retrain_table, columns=RETRAIN_HEADERS)
             newest = S.ws.versions()[-1]["id"] if S.ws.versions() else None
             lst = lists(S)
