@@ -7,8 +7,11 @@ Stages (each a public function, so `core.tuning` can re-run the cheap ones):
    sources of the *separation chunks* only: every m-th chunk, m = separation_step / step
    (default: half a window, i.e. 50 % overlap, research notes section 9.5), cached as float16
    with a per-source scale, i.e. about 2 x K_max x 2 bytes per sample (0.7 GB per hour at K_max=3).
-   Nothing of size chunks x window x speakers at the diarization step is ever kept, and there are
-   no float64 waveform arrays.
+   Recordings longer than `source_cache_minutes` (default 20) keep no sources at all: the model
+   is run again on the separation chunks, in batches, while they are stitched (stage 5), which
+   costs (step / separation step) more model time (+20 % at 0.5 s steps, +40 % at 1 s) and saves
+   the cache. Nothing of size chunks x window x speakers at the diarization step is ever kept,
+   and there are no float64 waveform arrays.
 2. `extract_embeddings`: binarise activations with theta; embed each (chunk, local speaker) on the
    mixture samples where it is the only active speaker (concatenated), if there are at least
    `min_embedding_duration` seconds of them.
@@ -33,8 +36,8 @@ Clustering runs on at most MAX_CLUSTERING_EMBEDDINGS evenly spread embeddings (S
 needs n^2/2 distances; an hour gives 10-20 thousand near-duplicates from the overlapping windows);
 all embeddings are then assigned to the resulting centroids.
 
-Peak memory is O(samples x speakers): waveform (4 B/sample) + source cache (12 B/sample at K_max=3)
-+ output (4 B/sample/speaker). Audio shorter than one window is zero-padded to one window. Silence
+Peak memory is O(samples x speakers): waveform (4 B/sample) + source cache (12 B/sample at K_max=3,
+none above `source_cache_minutes`) + output (4 B/sample/speaker). Audio shorter than one window is zero-padded to one window. Silence
 gives an empty annotation and a (samples x 0) source array. `num_speakers` larger than the number
 of speaker embeddings found is capped to that number with a warning (recorded in
 `SeparationResult.warnings`), not an error, so that batch jobs on short files go on.
@@ -92,6 +95,7 @@ class PipelineParams:
     min_cluster_size: int = 3            # smaller clusters are merged into the nearest large one
     min_embedding_duration: float = 0.5  # s of single-speaker speech needed to embed a local speaker
     separation_step: float | None = None  # step of the chunks used for the sources (None: window/2)
+    source_cache_minutes: float = 20.0   # longer recordings recompute the separation chunks (memory)
 
     def __post_init__(self):
         self.validate()
@@ -108,7 +112,8 @@ class PipelineParams:
         if not isinstance(self.threshold, (int, float)) or not 0 < self.threshold < 1:
             raise PixitError(f"pipeline parameter threshold must be in (0, 1), got {self.threshold!r}")
         positive("clustering_threshold", self.clustering_threshold, allow_zero=True)
-        for name in ("leakage_collar", "min_duration_off", "min_duration_on", "min_embedding_duration"):
+        for name in ("leakage_collar", "min_duration_off", "min_duration_on", "min_embedding_duration",
+                     "source_cache_minutes"):
             positive(name, getattr(self, name), allow_zero=True)
         if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
             raise PixitError(f"pipeline parameter batch_size must be a positive integer, got {self.batch_size!r}")
@@ -206,9 +211,12 @@ class ChunkOutputs:
     frame_step: int
     frame_size: int
     activations: np.ndarray       # (C, K, F) float32
-    sep_chunks: np.ndarray        # (M,) indices of the chunks whose sources are cached
+    sep_chunks: np.ndarray        # (M,) indices of the chunks whose sources are stitched
     sep_sources: np.ndarray | None  # (M, K, W) float16, scaled to peak 1, or None
     sep_scales: np.ndarray | None   # (M, K) float32
+    # not cached: (chunk starts) -> (b, K, W) float32 sources, the model run again
+    recompute_sources: Callable[[np.ndarray], np.ndarray] | None = None
+    batch_size: int = 32          # chunks per recomputation
     # embeddings of separated sources of local speakers without enough single-speaker speech
     src_chunk: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     src_local: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -226,9 +234,27 @@ class ChunkOutputs:
     def num_frames(self) -> int:
         return int(self.frame_offsets[-1]) + self.activations.shape[2]
 
-    def chunk_sources(self, m: int) -> np.ndarray:
-        """(K, W) float32 sources of the m-th separation chunk."""
-        return self.sep_sources[m].astype(np.float32) * self.sep_scales[m][:, None]
+    @property
+    def has_sources(self) -> bool:
+        return self.sep_sources is not None or self.recompute_sources is not None
+
+    def iter_chunk_sources(self, needed: np.ndarray, progress: Progress = None, should_stop: ShouldStop = None):
+        """Yield (m, (K, W) float32 sources or None when not `needed[m]`) for every separation chunk,
+        in order: from the cache one chunk at a time, or recomputed `batch_size` chunks at a time."""
+        if self.sep_sources is not None:
+            for m in range(len(self.sep_chunks)):
+                yield m, (self.sep_sources[m].astype(np.float32) * self.sep_scales[m][:, None]) if needed[m] else None
+            return
+        if self.recompute_sources is None:
+            raise ValueError("the chunk outputs were computed without sources")
+        M = len(self.sep_chunks)
+        for b0 in range(0, M, self.batch_size):
+            ms = np.arange(b0, min(b0 + self.batch_size, M))
+            want = ms[needed[ms]]
+            batch = dict(zip(want, self.recompute_sources(self.starts[self.sep_chunks[want]]))) if len(want) else {}
+            _check(progress, should_stop, ms[-1] / M, f"separated {ms[-1] + 1}/{M} windows again")
+            for m in ms:
+                yield int(m), batch.pop(m, None)
 
 
 def chunk_starts(num_samples: int, window: int, step: int) -> np.ndarray:
@@ -264,8 +290,11 @@ def run_model(
     should_stop: ShouldStop = None,
     encoder: Callable[[list[np.ndarray]], np.ndarray] | None = None,
     source_embeddings: str = "missing",
+    cache_sources: bool = True,
 ) -> ChunkOutputs:
     """Run the model on every sliding window (batched); see the module docstring for what is kept.
+
+    `cache_sources=False` keeps no separated sources: they are recomputed when stitched.
 
     With an `encoder`, local speakers that are active (activation > threshold) but have less than
     `min_embedding_duration` of single-speaker speech are embedded from their *separated source*
@@ -290,6 +319,7 @@ def run_model(
 
     activations = None
     sep_sources = sep_scales = None
+    cache = return_sources and cache_sources
     batch = params.batch_size
     view = np.lib.stride_tricks.sliding_window_view(padded, window)  # no copy
     src_c, src_k, src_v = [], [], []
@@ -304,7 +334,7 @@ def run_model(
             if activations is None:
                 k, f = acts.shape[1], acts.shape[2]
                 activations = np.zeros((len(starts), k, f), np.float32)
-                if return_sources:
+                if cache:
                     sep_sources = np.zeros((len(sep_idx), sources.shape[1], window), np.float16)
                     sep_scales = np.zeros((len(sep_idx), sources.shape[1]), np.float32)
             activations[idx] = np.nan_to_num(acts, nan=0.0)
@@ -320,11 +350,10 @@ def run_model(
                     src_v.append(np.asarray(encoder(waves), np.float32))
                     src_c.append(idx[rows])
                     src_k.append(locs)
-            if return_sources:
+            if cache:
                 keep = sep_pos[idx] >= 0
                 if keep.any():
-                    src = sources[torch.from_numpy(np.flatnonzero(keep)).to(sources.device)].float()
-                    src = torch.nan_to_num(src, nan=0.0, posinf=0.0, neginf=0.0)
+                    src = _finite(sources[torch.from_numpy(np.flatnonzero(keep)).to(sources.device)])
                     peak = src.abs().amax(dim=-1).clamp_min(1e-12)  # (b, K)
                     sep_sources[sep_pos[idx][keep]] = (src / peak[..., None]).half().cpu().numpy()
                     sep_scales[sep_pos[idx][keep]] = peak.cpu().numpy()
@@ -336,11 +365,24 @@ def run_model(
         vecs = np.concatenate(src_v)
         ok = np.all(np.isfinite(vecs), axis=1) & (np.linalg.norm(vecs, axis=1) > 0)
         extra = dict(src_chunk=np.concatenate(src_c)[ok], src_local=np.concatenate(src_k)[ok], src_vectors=vecs[ok])
+    if return_sources and not cache:
+        def recompute(chunk_starts: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                x = torch.from_numpy(np.ascontiguousarray(view[chunk_starts])).to(device)
+                return _finite(model(x)[0]).cpu().numpy()
+
+        extra["recompute_sources"] = recompute
     return ChunkOutputs(
         waveform=padded, num_samples=n, sample_rate=sr, window=window, starts=starts,
         frame_offsets=frame_offsets, frame_step=frame_step, frame_size=frame_size,
-        activations=activations, sep_chunks=sep_idx, sep_sources=sep_sources, sep_scales=sep_scales, **extra,
+        activations=activations, sep_chunks=sep_idx, sep_sources=sep_sources, sep_scales=sep_scales,
+        batch_size=batch, **extra,
     )
+
+
+def _finite(sources):
+    """float32 sources with NaN / inf replaced by 0 (a model can emit them on digital silence)."""
+    return sources.float().nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -562,14 +604,14 @@ def stitch_sources(
     hard: np.ndarray,
     columns: dict[int, int],
     min_overlap_correlation: float = 0.5,
+    progress: Progress = None,
+    should_stop: ShouldStop = None,
 ) -> np.ndarray:
     """(N, len(columns)) float32 per-speaker sources; `columns` maps global speaker -> column.
 
     See the module docstring: gain-aligned, Hann-weighted overlap-add normalised by the weights
     actually added; memory is the output buffer plus one window of weights.
     """
-    if outputs.sep_sources is None:
-        raise ValueError("the chunk outputs were computed without sources")
     W = outputs.window
     n_pad = len(outputs.waveform)
     S = len(columns)
@@ -579,7 +621,9 @@ def stitch_sources(
     w = _window(W)
     origin = 0
     wtail = np.zeros((W, S), np.float32)  # weights added so far for samples [origin, origin + W)
-    for m, c in enumerate(outputs.sep_chunks):
+    mapped_chunks = np.array([any(g >= 0 and g in columns for g in hard[c]) for c in outputs.sep_chunks], bool)
+    for m, x in outputs.iter_chunk_sources(mapped_chunks, progress, should_stop):
+        c = outputs.sep_chunks[m]
         s = int(outputs.starts[c])
         # samples before s will receive no more chunks: normalise them and slide the weight window
         _finalise(out, wtail, origin, s)
@@ -590,7 +634,6 @@ def stitch_sources(
         mapped = [(k, columns[g]) for k, g in enumerate(hard[c]) if g >= 0 and g in columns]
         if not mapped:
             continue
-        x = outputs.chunk_sources(m)  # (K, W)
         mix = outputs.waveform[s : s + W]
         joint = None
         for col in sorted({col for _, col in mapped}):
@@ -765,8 +808,9 @@ class Pipeline:
 
     def infer(self, waveform: np.ndarray, return_sources: bool = True, progress: Progress = None,
               should_stop: ShouldStop = None, source_embeddings: str = "missing") -> ChunkOutputs:
+        cache = len(waveform) <= self.params.source_cache_minutes * 60 * SAMPLE_RATE
         return run_model(self.model, waveform, self.params, self.device, return_sources, progress, should_stop,
-                         encoder=self.encoder, source_embeddings=source_embeddings)
+                         encoder=self.encoder, source_embeddings=source_embeddings, cache_sources=cache)
 
     def __call__(
         self,
@@ -868,9 +912,10 @@ class Pipeline:
             SlidingWindow(start=0.0, duration=fsize / sr, step=fs / sr),
         )
         sources = None
-        if outputs.sep_sources is not None and return_sources:
+        if outputs.has_sources and return_sources:
             _check(progress, should_stop, 0.8, "stitching sources")
-            sources = stitch_sources(outputs, hard, columns)
+            sub = None if progress is None else (lambda f, msg: progress(0.8 + 0.2 * f, msg))
+            sources = stitch_sources(outputs, hard, columns, progress=sub, should_stop=should_stop)
             collar = p.leakage_collar if leakage_collar is None else leakage_collar
             if math.isfinite(collar):
                 remove_leakage(sources, intervals, int(round(collar * sr)))

@@ -178,7 +178,7 @@ def _tune_collar(pipeline, best, files, collars, embeddings_for, asr, transcript
     pipeline.params = best
     sums = {float(c): [] for c in collars}
     for f in files:
-        if f.outputs.sep_sources is None:
+        if not f.outputs.has_sources:
             continue
         emb = embeddings_for(f, best.threshold)
         hard, n = assign_speakers(f.outputs, emb, best)

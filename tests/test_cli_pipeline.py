@@ -130,4 +130,6 @@ def test_bench_cli(tiny_model_dir, tmp_path, capsys):
     assert "RTF" in proc.stdout and "peak RSS" in proc.stdout and "pyannote.audio" in proc.stdout
     rows = json.loads((tmp_path / "b.json").read_text())
     assert rows[0]["duration"] == 6.0 and rows[0]["peak_rss_mb"] > 0
+    assert "above the baseline" in proc.stdout and rows[0]["baseline_mb"] > 100  # torch alone is more
+    assert abs(rows[0]["peak_rss_mb"] - rows[0]["baseline_mb"] - rows[0]["above_baseline_mb"]) < 1e-6
     assert_user_error(pixit_inprocess(capsys, "bench", "--duration", "5", "--model", tmp_path / "nomodel"), "nomodel")

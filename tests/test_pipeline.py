@@ -158,18 +158,23 @@ def test_pipeline_uses_the_params_tuned_for_its_model(tiny_model_dir, tmp_path):
 def test_whole_pipeline_memory_is_linear():
     """0.5 and 1.5 minutes through the whole pipeline (stub model): the traced peak grows by about
     waveform 4 B + source cache 2 (overlap) x 2 local x 2 B + output 4 B per sample, far below
-    chunks x window (what keeping every chunk's sources costs)."""
+    chunks x window (what keeping every chunk's sources costs); without the cache (long
+    recordings: the separation chunks are recomputed) by the waveform and the output only."""
     audio = tone_bursts(90.0, seed=1)
-    pipe = Pipeline(EnergyStub(), PipelineParams(embedding="mfcc", batch_size=32), device="cpu")
-    pipe(audio[: 6 * SR])  # imports and caches are not what we measure
-    peaks = {}
-    for minutes in (0.5, 1.5):
-        clip = audio[: int(minutes * 60 * SR)]
-        tracemalloc.start()
-        result = pipe(clip)
-        peaks[minutes] = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        assert result.sources.shape == (len(clip), 1)
-    per_sample = (peaks[1.5] - peaks[0.5]) / (60 * SR)
+    per_sample = {}
+    for cache_minutes in (20.0, 0.0):
+        pipe = Pipeline(EnergyStub(), PipelineParams(embedding="mfcc", batch_size=32, source_cache_minutes=cache_minutes), device="cpu")
+        pipe(audio[: 6 * SR])  # imports and caches are not what we measure
+        peaks = {}
+        for minutes in (0.5, 1.5):
+            clip = audio[: int(minutes * 60 * SR)]
+            tracemalloc.start()
+            result = pipe(clip)
+            peaks[minutes] = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            assert result.sources.shape == (len(clip), 1)
+        per_sample[cache_minutes] = (peaks[1.5] - peaks[0.5]) / (60 * SR)
     # keeping every chunk's sources would add (window / step) x 2 sources x 4 B = 80 B per sample
-    assert per_sample < 24, f"{per_sample:.1f} bytes per extra sample ({peaks})"
+    assert per_sample[20.0] < 24, f"{per_sample[20.0]:.1f} bytes per extra sample with the cache"
+    assert per_sample[0.0] < 12, f"{per_sample[0.0]:.1f} bytes per extra sample without the cache"
+    assert per_sample[0.0] < per_sample[20.0] - 6, per_sample

@@ -50,13 +50,14 @@ def synthetic_meeting(duration: float, n_speakers: int = 3, seed: int = 0, max_o
 
 
 class OracleStub(torch.nn.Module):
-    """Returns the true sources / activities of each chunk, shuffled and randomly scaled per call."""
+    """Returns the true sources / activities of each chunk, shuffled and randomly scaled per chunk
+    (the same chunk gives the same outputs, as a model in eval mode: the pipeline may run it twice)."""
 
     def __init__(self, mixture, sources, activity, n_local=3, seed=1, window=5.0):
         super().__init__()
         self.frame_step, self.frame_size, self.n_local = 128, 256, n_local
         self.mixture, self.sources, self.activity = mixture, sources, activity
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
         self.index = {}
         W = int(window * SR)
         padded = np.pad(mixture, (0, max(0, W - len(mixture)))).astype(np.float32)
@@ -77,6 +78,7 @@ class OracleStub(torch.nn.Module):
         centres = np.arange(F) * self.frame_step + self.frame_size // 2
         for b in range(B):
             start = self.index[hashlib.md5(x[b, :64].numpy().tobytes()).digest()]
+            rng = np.random.default_rng((self.seed, start))
             true = np.zeros((W, self.sources.shape[1]), np.float32)
             n = min(W, len(self.sources) - start)
             true[:n] = self.sources[start : start + n]
@@ -84,9 +86,9 @@ class OracleStub(torch.nn.Module):
             act[:n] = self.activity[start : start + n]
             present = np.flatnonzero(act.any(axis=0))
             assert len(present) <= self.n_local, "test meeting has too many speakers in one chunk"
-            slots = self.rng.permutation(self.n_local)[: len(present)]
+            slots = rng.permutation(self.n_local)[: len(present)]
             for slot, spk in zip(slots, present):
-                gain = self.rng.uniform(0.2, 5.0) * self.rng.choice([-1.0, 1.0])
+                gain = rng.uniform(0.2, 5.0) * rng.choice([-1.0, 1.0])
                 srcs[b, slot] = gain * true[:, spk]
                 acts[b, slot] = np.where(act[centres, spk], 0.95, 0.02)
         self.calls += B
@@ -105,11 +107,14 @@ def meeting():
     return synthetic_meeting(40.0, 3, seed=3)
 
 
-def test_oracle_stub_is_stitched_back(meeting):
+@pytest.mark.parametrize("cache_minutes", [20.0, 0.0], ids=["cached", "recomputed"])
+def test_oracle_stub_is_stitched_back(meeting, cache_minutes):
     mixture, sources, activity = meeting
     stub = OracleStub(mixture, sources, activity)
-    params = PipelineParams(embedding="mfcc", leakage_collar=0.2, batch_size=16)
+    params = PipelineParams(embedding="mfcc", leakage_collar=0.2, batch_size=16, source_cache_minutes=cache_minutes)
     result = Pipeline(stub, params, device="cpu")(mixture, uri="oracle")
+    # 40 s in 0.5 s steps = 71 windows; recomputing runs the 15 separation windows (2.5 s apart) again
+    assert stub.calls == (71 if cache_minutes else 71 + 15)
     assert result.labels == ["SPEAKER_00", "SPEAKER_01", "SPEAKER_02"]
     assert result.sources.shape == (len(mixture), 3) and result.sources.dtype == np.float32
     pairs = match(result.sources, sources)

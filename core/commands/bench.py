@@ -4,8 +4,11 @@ For each --duration a synthetic meeting (harmonic "voices" taking turns, some ov
 to a temporary folder and `pixit separate` runs on it in a fresh subprocess; the peak resident
 memory of that process (the kernel's max RSS) and the
 pipeline's own timings (from the output JSON) are reported. The peak is that of the child process
-alone (os.wait4), i.e. everything `separate` needs: interpreter, torch, model, audio, buffers. Memory should grow linearly and slowly
-with the duration (about 16 + 4 x speakers bytes per sample plus the model and libraries).
+alone (os.wait4), i.e. everything `separate` needs: interpreter, torch, model, audio, buffers. A
+5-second meeting is run first: its peak is the baseline (interpreter, torch, model, embedder), and
+each duration's peak is also reported above it. Memory should grow linearly and slowly with the
+duration: about 4 + 4 x speakers bytes per sample, plus 12 for the source cache of recordings up
+to `source_cache_minutes` (see core.pipeline).
 When pyannote.audio is importable, its SpeechSeparation pipeline is noted as comparable; it is an
 optional extra that is not installed by default.
 """
@@ -111,27 +114,33 @@ def run(args) -> int:
     tmp_ctx = tempfile.TemporaryDirectory(prefix="pixit-bench-") if not args.keep else None
     base = Path(args.keep) if args.keep else Path(tmp_ctx.name)
     base.mkdir(parents=True, exist_ok=True)
-    try:
-        for duration in sorted(args.duration):
-            from core.audio import save_audio
+    from core.audio import save_audio
 
-            audio = base / f"bench_{int(duration)}s.wav"
-            save_audio(audio, generate_meeting(duration, args.speakers), SR)
-            result = measure(audio, base / "out", args)
+    def run_on(duration: float) -> tuple[Path, dict]:
+        audio = base / f"bench_{int(duration)}s.wav"
+        save_audio(audio, generate_meeting(duration, args.speakers), SR)
+        return audio, measure(audio, base / "out", args)
+
+    try:
+        baseline = run_on(5.0)[1]["peak_rss_mb"]
+        print(f"baseline (5 s meeting: interpreter, torch, model, embedder): peak RSS {baseline:.0f} MB", flush=True)
+        for duration in sorted(args.duration):
+            audio, result = run_on(duration)
             total = result["timings"].get("total", result["wall"])
             row = {"duration": duration, "rtf": total / duration, "pipeline_s": total, "process_wall_s": result["wall"],
-                   "peak_rss_mb": result["peak_rss_mb"], "speakers": result["speakers"], "timings": result["timings"]}
+                   "peak_rss_mb": result["peak_rss_mb"], "above_baseline_mb": result["peak_rss_mb"] - baseline,
+                   "baseline_mb": baseline, "speakers": result["speakers"], "timings": result["timings"]}
             rows.append(row)
-            rss = "n/a" if row["peak_rss_mb"] is None else f"{row['peak_rss_mb']:.0f} MB"
             print(f"{duration / 60:6.1f} min: RTF {row['rtf']:.3f} ({total:.1f} s in the pipeline, {result['wall']:.1f} s process), "
-                  f"peak RSS {rss}, {row['speakers']} speakers | "
+                  f"peak RSS {row['peak_rss_mb']:.0f} MB ({row['above_baseline_mb']:.0f} MB above the baseline), "
+                  f"{row['speakers']} speakers | "
                   + " ".join(f"{k}={v:.1f}s" for k, v in result["timings"].items() if k != "total"), flush=True)
             if audio.exists() and not args.keep:
                 os.unlink(audio)
     finally:
         if tmp_ctx is not None:
             tmp_ctx.cleanup()
-    if len(rows) > 1 and all(r["peak_rss_mb"] for r in rows):
+    if len(rows) > 1:
         a, b = rows[0], rows[-1]
         slope = (b["peak_rss_mb"] - a["peak_rss_mb"]) / ((b["duration"] - a["duration"]) / 60)
         print(f"memory growth: {slope:.1f} MB per minute of audio", flush=True)
