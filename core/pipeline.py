@@ -171,6 +171,18 @@ class PipelineParams:
             raise PixitError(f"{path.name}: {exc}") from None
 
 
+def copy_tuned_params(source_model, model_dir: str | Path) -> None:
+    """A model derived from another (fine-tuned, pruned) keeps the pipeline parameters tuned for it."""
+    if source_model is None or not (Path(model_dir) / "config.json").is_file():
+        return
+    from core.fileio import atomic_write_text
+    from core.models.totatonet import resolve_model_path
+
+    source = resolve_model_path(source_model) / PARAMS_NAME
+    if source.is_file():
+        atomic_write_text(Path(model_dir) / PARAMS_NAME, source.read_text(encoding="utf-8"))
+
+
 def speaker_label(i: int) -> str:
     return f"SPEAKER_{i:02d}"
 

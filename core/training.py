@@ -41,6 +41,7 @@ from core.data import FixedPairs, FrameGrid, PairSampler, Recording, TrainPairs,
 from core.errors import Cancelled, PixitError
 from core.fileio import atomic_write_json, atomic_write_text
 from core.losses import best_permutation, pixit_loss, si_sdr
+from core.pipeline import copy_tuned_params
 
 log = logging.getLogger(__name__)
 
@@ -369,18 +370,6 @@ def _recordings(source: str | os.PathLike | list[Recording], what: str) -> list[
     return read_manifest(source)
 
 
-def _inherit_pipeline_params(init, model_dir: Path) -> None:
-    """A fine-tuned model keeps the pipeline parameters tuned for the model it started from."""
-    if init is None or not (model_dir / "config.json").is_file():
-        return
-    from core.models.totatonet import resolve_model_path
-    from core.pipeline import PARAMS_NAME
-
-    source = resolve_model_path(init) / PARAMS_NAME
-    if source.is_file():
-        atomic_write_text(model_dir / PARAMS_NAME, source.read_text(encoding="utf-8"))
-
-
 def _build_model(init, model_config):
     from core.models.totatonet import ToTaToNet, ToTaToNetConfig, load_model
 
@@ -513,7 +502,7 @@ def train(
                          skipped_batches=run.skipped, sampler_stats=dict(run.train_sampler.stats))
             if run.is_zero:
                 atomic_write_json(out_dir / "train.json", state)
-                _inherit_pipeline_params(init, run.model_dir)
+                copy_tuned_params(init, run.model_dir)
     run.report(1.0, f"done: {trainer.global_step} steps, best validation loss {run.best_loss:.4f} at step "
                     f"{run.best_step}; model in {run.model_dir}")
     return TrainResult(model_dir=run.model_dir, metrics_path=run.metrics_path, best_val_loss=run.best_loss,

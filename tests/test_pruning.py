@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from core.errors import Cancelled, ModelError
+from core.pipeline import PipelineParams
 from core.pruning import (
     HardConcrete,
     PruningGates,
@@ -321,11 +322,6 @@ def test_cli_refuses_a_model_without_ssl_front_end(tmp_path, tiny_corpus):
     assert len(lines) == 1 and "no SSL front end" in lines[0], out.stderr
 
 
-def _ssl_loads_pruned_models() -> bool:
-    source = (ROOT / "core" / "models" / "ssl.py").read_text(encoding="utf-8")
-    return "core.pruning" in source
-
-
 def test_prune_command_end_to_end(tmp_path, tiny_corpus):
     from core.commands.prune import prune_model
 
@@ -333,6 +329,7 @@ def test_prune_command_end_to_end(tmp_path, tiny_corpus):
     tiny_model("wavlm").save_pretrained(ssl_dir)
     net = _tiny_totatonet({"name_or_path": str(ssl_dir), "layers": "weighted"})
     net.save(tmp_path / "model")
+    PipelineParams(threshold=0.3).save(tmp_path / "model" / "params.json")
     before = numel(net.ssl.model)
     messages = []
     res = prune_model(tmp_path / "model", tiny_corpus, tmp_path / "pruned", sparsity=0.5, steps=30,
@@ -346,8 +343,8 @@ def test_prune_command_end_to_end(tmp_path, tiny_corpus):
     assert (tmp_path / "pruned" / "history.csv").read_text().count("\n") == 31
     saved = json.loads((res["model_dir"] / "config.json").read_text())
     assert "pixit_pruning" in saved["ssl"]["hf_config"]
-    if not _ssl_loads_pruned_models():
-        pytest.skip("core/models/ssl.py does not rebuild pruned front ends yet (see core.pruning docstring)")
+    # the pipeline parameters tuned for the model stay with the pruned one
+    assert PipelineParams.load(res["model_dir"] / "params.json").threshold == 0.3
     from core.models.totatonet import load_model
 
     reloaded = load_model(res["model_dir"])

@@ -116,6 +116,7 @@ def prune_model(model, train_manifest, out_dir, sparsity: float = 0.8, target: s
     from core.errors import PixitError
     from core.fileio import atomic_write_json, atomic_write_text
     from core.models.totatonet import load_model
+    from core.pipeline import copy_tuned_params
     from core.pruning import save_pruned
     from core.pruning.distill import AudioChunks, PruneConfig, prune_ssl
 
@@ -159,6 +160,7 @@ def prune_model(model, train_manifest, out_dir, sparsity: float = 0.8, target: s
     net.cpu().eval()
     model_dir = out / "model"
     net.save(model_dir)
+    copy_tuned_params(model, model_dir)
     ssl_dir = save_pruned(pruned, out / "ssl", summary=result.summary)
     summary = {**result.summary, "model": str(model), "model_dir": str(model_dir), "ssl_dir": str(ssl_dir),
                "expected_sparsity": result.expected_sparsity}
