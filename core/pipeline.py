@@ -633,8 +633,10 @@ def stitch_sources(
     w = _window(W)
     origin = 0
     wtail = np.zeros((W, S), np.float32)  # weights added so far for samples [origin, origin + W)
-    mapped_chunks = np.array([any(g >= 0 and g in columns for g in hard[c]) for c in outputs.sep_chunks], bool)
-    for m, x in outputs.iter_chunk_sources(mapped_chunks, progress, should_stop):
+    # (local source, output column) pairs of every separation chunk; chunks without any are not needed
+    mapping = [[(k, columns[g]) for k, g in enumerate(hard[c]) if g >= 0 and g in columns] for c in outputs.sep_chunks]
+    needed = np.array([bool(pairs) for pairs in mapping], bool)
+    for m, x in outputs.iter_chunk_sources(needed, progress, should_stop):
         c = outputs.sep_chunks[m]
         s = int(outputs.starts[c])
         # samples before s will receive no more chunks: normalise them and slide the weight window
@@ -643,7 +645,7 @@ def stitch_sources(
         if shift:
             wtail = np.concatenate([wtail[shift:], np.zeros((min(shift, W), S), np.float32)])[:W]
             origin = s
-        mapped = [(k, columns[g]) for k, g in enumerate(hard[c]) if g >= 0 and g in columns]
+        mapped = mapping[m]
         if not mapped:
             continue
         mix = outputs.waveform[s : s + W]
