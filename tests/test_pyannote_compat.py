@@ -162,8 +162,9 @@ def test_converted_checkpoint_reproduces_reference_forward(tmp_path):
     sd = reference_state_dict(HP["encoder_decoder"]["n_filters"])
     path = tmp_path / "totatonet.ckpt"
     save_lightning_checkpoint(path, sd)
-    assert "pyannote.audio.core.task" not in sys.modules
+    loaded_before = "pyannote.audio.core.task" in sys.modules  # pyannote.audio may be installed and imported by now
     model = convert_checkpoint(path)
+    assert loaded_before or "pyannote.audio.core.task" not in sys.modules  # converting imports nothing of pyannote
     assert model.config.n_sources == N_SRC and model.config.encoder_activation == "none" and model.config.diar_pool == 8
     x = 0.1 * torch.randn(2, 16000 + 32, generator=torch.Generator().manual_seed(1))  # (T - kernel) % stride == 0
     with torch.inference_mode():
