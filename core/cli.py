@@ -34,7 +34,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.errors import PixitError
+    from core.errors import Interrupted, PixitError
 
     argv = sys.argv[1:] if argv is None else argv
     wanted = next((a for a in argv if a in COMMANDS), None)
@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(_module(args.command).run(args) or 0)
+    except Interrupted as exc:  # by a signal: the conventional 128 + signal number
+        print(f"pixit {args.command}: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except PixitError as exc:
         print(f"pixit {args.command}: error: {exc}", file=sys.stderr)
         return 2

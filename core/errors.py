@@ -23,3 +23,11 @@ class ModelError(PixitError):
 
 class Cancelled(PixitError):
     """Long work (training, inference) stopped because the user asked."""
+
+
+class Interrupted(Cancelled):
+    """Long work stopped by a signal (SIGTERM from a scheduler, Ctrl+C); `signum` says which."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum

@@ -61,16 +61,17 @@ def _si_sdr_from_stats(dot: Tensor, est_energy: Tensor, ref_energy: Tensor, eps:
 
 
 # ---------------------------------------------------------------------------------------- MixIT
+# the caches hold plain tuples, not tensors: a tensor cached while tracing with fake tensors
+# (core.memory) would otherwise come back in real training
 @lru_cache(maxsize=None)
-def _assignments_cpu(num_sources: int, num_mixtures: int) -> Tensor:
-    """All num_mixtures**num_sources 0/1 mixing matrices (A, num_mixtures, num_sources)."""
-    combos = torch.tensor(list(itertools.product(range(num_mixtures), repeat=num_sources)), dtype=torch.long)
-    return F.one_hot(combos, num_mixtures).permute(0, 2, 1).float()  # (A, N, M)
+def _assignment_rows(num_sources: int, num_mixtures: int) -> tuple:
+    return tuple(itertools.product(range(num_mixtures), repeat=num_sources))
 
 
 def mixit_assignments(num_sources: int, num_mixtures: int = 2, device=None, dtype=torch.float32) -> Tensor:
     """(A, num_mixtures, num_sources) 0/1 matrices: each source goes to exactly one mixture."""
-    return _assignments_cpu(num_sources, num_mixtures).to(device=device, dtype=dtype)
+    combos = torch.tensor(_assignment_rows(num_sources, num_mixtures), dtype=torch.long, device=device)
+    return F.one_hot(combos, num_mixtures).permute(0, 2, 1).to(dtype)  # (A, N, M)
 
 
 def mixit_loss(
@@ -103,13 +104,13 @@ def mixit_loss(
 
 # ------------------------------------------------------------------------------------- PIT BCE
 @lru_cache(maxsize=None)
-def _permutations_cpu(k: int) -> Tensor:
-    return torch.tensor(list(itertools.permutations(range(k))), dtype=torch.long)
+def _permutation_rows(k: int) -> tuple:
+    return tuple(itertools.permutations(range(k)))
 
 
 def permutations(k: int, device=None) -> Tensor:
     """All k! permutations of range(k) as a (k!, k) long tensor (identity first)."""
-    return _permutations_cpu(k).to(device)
+    return torch.tensor(_permutation_rows(k), dtype=torch.long, device=device)
 
 
 def best_permutation(cost: Tensor) -> tuple[Tensor, Tensor]:

@@ -27,6 +27,8 @@ import logging
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -38,7 +40,7 @@ import numpy as np
 import torch
 
 from core.data import FixedPairs, FrameGrid, PairSampler, Recording, TrainPairs, read_manifest
-from core.errors import Cancelled, PixitError
+from core.errors import Cancelled, Interrupted, PixitError
 from core.fileio import atomic_write_json, atomic_write_text
 from core.losses import best_permutation, pixit_loss, si_sdr
 from core.pipeline import copy_tuned_params
@@ -132,6 +134,22 @@ def der_counts(activations: torch.Tensor, targets: torch.Tensor, threshold: floa
     return torch.stack([false_alarm, missed, confusion, n_ref.sum()]).double()
 
 
+def step_losses(model, batch: dict, lambda_: float, sup_weight: float = 0.0):
+    """One PixIT step's losses: the model sees cat(mix1, mix2, mix1 + mix2) once.
+    Returns the PixitLossOutput and (act1, act2, sources_mom, mom) for the validation metrics."""
+    mix1, mix2 = batch["mix1"], batch["mix2"]
+    b = mix1.shape[0]
+    mom = mix1 + mix2
+    sources, activations = model(torch.cat([mix1, mix2, mom], dim=0))
+    act1, act2, act_mom = activations.float().split(b, dim=0)
+    sources_mom = sources[2 * b:].float()
+    out = pixit_loss(act1, act2, act_mom, batch["y1"], batch["y2"], batch["y_mom"],
+                     sources_mom=sources_mom, mix1=mix1.float(), mix2=mix2.float(), lambda_=lambda_,
+                     true_sources=batch.get("src_mom"), true_sources_valid=batch.get("src_valid"),
+                     sup_weight=sup_weight)
+    return out, (act1, act2, sources_mom, mom)
+
+
 # -------------------------------------------------------------------------------- Lightning part
 class PixitModule(pl.LightningModule):
     """Wraps a ToTaToNet: PixIT loss, Adam with param groups, plateau LR, validation metrics."""
@@ -167,17 +185,7 @@ class PixitModule(pl.LightningModule):
         return optimizer
 
     def _losses(self, batch):
-        mix1, mix2 = batch["mix1"], batch["mix2"]
-        b = mix1.shape[0]
-        mom = mix1 + mix2
-        sources, activations = self.model(torch.cat([mix1, mix2, mom], dim=0))
-        act1, act2, act_mom = activations.float().split(b, dim=0)
-        sources_mom = sources[2 * b:].float()
-        out = pixit_loss(act1, act2, act_mom, batch["y1"], batch["y2"], batch["y_mom"],
-                         sources_mom=sources_mom, mix1=mix1.float(), mix2=mix2.float(), lambda_=self.cfg.lambda_,
-                         true_sources=batch.get("src_mom"), true_sources_valid=batch.get("src_valid"),
-                         sup_weight=self.cfg.sup_weight)
-        return out, (act1, act2, sources_mom, mom)
+        return step_losses(self.model, batch, self.cfg.lambda_, self.cfg.sup_weight)
 
     def training_step(self, batch, batch_idx):
         out, _ = self._losses(batch)
@@ -278,6 +286,7 @@ class _Run:
         self.best_step = -1
         self.last_val_step = -1
         self.skipped = 0
+        self.signalled = 0  # SIGTERM / SIGINT received: stop at the next step
         self.der_counts = torch.zeros(4, dtype=torch.float64)
         self.start = time.monotonic()
         self.train_sampler: PairSampler | None = None
@@ -293,6 +302,8 @@ class _Run:
                 self.progress(float(min(1.0, max(0.0, fraction))), message)
 
     def check_stop(self) -> None:
+        if self.signalled:
+            raise Interrupted(f"stopped by {signal.Signals(self.signalled).name}", self.signalled)
         if self.should_stop is not None and self.should_stop():
             raise Cancelled("training cancelled")
 
@@ -356,6 +367,29 @@ def _quiet_lightning():
                 lg.setLevel(level)
 
 
+@contextlib.contextmanager
+def _stop_on_signals(run: "_Run"):
+    """SIGTERM (a scheduler, `kill`) and SIGINT (Ctrl+C) stop training at the next step, so that
+    train.json says 'cancelled' and the best model so far stays complete. Main thread only (the app
+    trains in a worker thread and stops it with should_stop)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    watched = (signal.SIGTERM, signal.SIGINT)
+    previous = {s: signal.getsignal(s) for s in watched}
+
+    def handler(signum, frame):
+        run.signalled = signum
+
+    for s in watched:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 def _launched_as_rank_zero() -> bool:
     """False in the extra processes that a multi-device (DDP) launcher starts: they must not
     (re)initialise the run folder. Decided from the launcher's environment, before the Trainer exists."""
@@ -370,13 +404,34 @@ def _recordings(source: str | os.PathLike | list[Recording], what: str) -> list[
     return read_manifest(source)
 
 
-def _build_model(init, model_config):
+def uses_gpu(accelerator: str) -> bool:
+    """Whether Lightning's `accelerator` setting will train on CUDA GPUs here."""
+    if accelerator in ("gpu", "cuda"):
+        return True
+    return accelerator == "auto" and torch.cuda.is_available()
+
+
+def default_model_config(gpu: bool):
+    """The architecture trained when none is given: the paper's on a GPU; on a CPU the shipped default
+    model's (the paper-size model needs about 5 GB per 5 s chunk pair and trains at ~0.1 step/s here)."""
+    from core.models.totatonet import ToTaToNetConfig, resolve_model_path
+
+    if gpu:
+        return ToTaToNetConfig(), "the paper's architecture (GPU)"
+    import json
+
+    shipped = json.loads((resolve_model_path("default") / "config.json").read_text(encoding="utf-8"))
+    return ToTaToNetConfig.from_dict(shipped), "the shipped default model's architecture (CPU; --config for another)"
+
+
+def _build_model(init, model_config, gpu: bool = False):
+    """(model, note): the model to train and, when the architecture was chosen here, why."""
     from core.models.totatonet import ToTaToNet, ToTaToNetConfig, load_model
 
     if init is not None and model_config is not None:
         raise PixitError("give either a model to fine-tune (init) or a model config, not both")
     if init is not None:
-        return load_model(init, device="cpu")
+        return load_model(init, device="cpu"), None
     if isinstance(model_config, (str, os.PathLike)):
         import json
 
@@ -387,7 +442,26 @@ def _build_model(init, model_config):
             raise PixitError(f"{path.name}: cannot read model config ({str(exc).splitlines()[0]})") from None
     if isinstance(model_config, dict):
         model_config = ToTaToNetConfig.from_dict(model_config)
-    return ToTaToNet(model_config or ToTaToNetConfig())
+    note = None
+    if model_config is None:
+        model_config, chosen = default_model_config(gpu)
+        note = f"no model config given: training {chosen}"
+    return ToTaToNet(model_config), note
+
+
+def _check_memory(model, cfg: TrainConfig, gpu: bool) -> None:
+    """Refuse, before anything starts, a step that does not fit in the device's free memory."""
+    from core.memory import check_training_fits, training_estimate
+
+    if not gpu and cfg.accelerator not in ("auto", "cpu"):
+        return  # mps, tpu ...: no estimate
+    estimate = training_estimate(model.config, cfg.batch_size, cfg.chunk_duration, cfg.lambda_, cfg.sup_weight,
+                                 device="cuda" if gpu else "cpu")
+    if estimate is not None and not gpu and isinstance(cfg.devices, int) and cfg.devices > 1:
+        estimate.fixed *= cfg.devices  # several CPU processes share this machine's RAM
+        estimate.per_item *= cfg.devices
+    check_training_fits(estimate, "cuda" if gpu else "cpu",
+                        f"batch {cfg.batch_size} x {cfg.chunk_duration:g} s chunk pairs")
 
 
 def train(
@@ -415,14 +489,16 @@ def train(
     train_recs = _recordings(train_manifest, "training data")
     dev_recs = _recordings(dev_manifest, "dev data") if dev_manifest is not None else None
     torch.manual_seed(cfg.seed)
-    model = _build_model(init, model_config)
+    gpu = uses_gpu(cfg.accelerator)
+    model, chosen = _build_model(init, model_config, gpu)
     if cfg.lambda_ < 1.0 and model.config.n_sources < 2:
         raise PixitError("MixIT needs a model with at least 2 sources")
     max_speakers = cfg.max_speakers or model.config.n_sources
     grid = FrameGrid.from_model(model, cfg.chunk_duration)
     with_sources = cfg.sup_weight > 0
 
-    notes = []
+    notes = [chosen] if chosen else []
+    _check_memory(model, cfg, gpu)
     if dev_recs is None:
         if len(train_recs) >= 5:
             order = np.random.default_rng(cfg.seed).permutation(len(train_recs))
@@ -489,15 +565,24 @@ def train(
         )
         run.is_zero = trainer.is_global_zero
         try:
-            trainer.fit(module)
-            if run.last_val_step != trainer.global_step:  # the last steps were not validated yet
-                trainer.validate(module, dataloaders=module.val_dataloader(), verbose=False)
+            with _stop_on_signals(run):
+                trainer.fit(module)
+                if run.last_val_step != trainer.global_step:  # the last steps were not validated yet
+                    trainer.validate(module, dataloaders=module.val_dataloader(), verbose=False)
             status = "done"
         except Cancelled:
             status = "cancelled"
             raise
+        except SystemExit:  # Lightning's own SIGTERM handling ends fit with SystemExit
+            if not run.signalled:
+                raise
+            status = "cancelled"
+            raise Interrupted(f"stopped by {signal.Signals(run.signalled).name}", run.signalled) from None
         finally:
-            state.update(status=status, steps=int(trainer.global_step), best_step=run.best_step,
+            if run.signalled:
+                state["stopped_by"] = signal.Signals(run.signalled).name
+            state.update(status=status, steps=int(trainer.global_step), world_size=trainer.world_size,
+                         best_step=run.best_step,
                          best_val_loss=run.best_loss if math.isfinite(run.best_loss) else None,
                          skipped_batches=run.skipped, sampler_stats=dict(run.train_sampler.stats))
             if run.is_zero:

@@ -159,8 +159,9 @@ def test_der_counts_against_loops():
 
 
 def _pixit(*args, cwd=ROOT):
+    env = {"OMP_NUM_THREADS": "2", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}  # this checkout's code
     return subprocess.run([str(ROOT / ".venv" / "bin" / "pixit"), "train", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=240, env={"OMP_NUM_THREADS": "2", "PATH": "/usr/bin:/bin"})
+                          cwd=cwd, timeout=240, env=env)
 
 
 def test_cli_trains_and_prints_progress(corpus, tmp_path, tiny_model_config):
