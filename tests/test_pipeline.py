@@ -109,12 +109,12 @@ def test_speaker_count_options():
 
 
 def test_clustering_subset_for_many_embeddings(monkeypatch):
-    import core.pipeline as pipeline_module
+    import core.pipeline.assignment as assignment_module
 
     audio = tone_bursts(12.0)
     pipe = Pipeline(EnergyStub(), PipelineParams(embedding="mfcc"), device="cpu")
     full = pipe(audio)
-    monkeypatch.setattr(pipeline_module, "MAX_CLUSTERING_EMBEDDINGS", 4)
+    monkeypatch.setattr(assignment_module, "MAX_CLUSTERING_EMBEDDINGS", 4)
     capped = pipe(audio)
     assert capped.labels == full.labels and len(capped.annotation) == len(full.annotation)
 

@@ -1,0 +1,197 @@
+"""The Pipeline class: loads a model once and runs the stages in order on each recording.
+
+`from_outputs` (stages 2-6) and `finish` (stages 4-6) are separate so that tuning can re-run the
+cheap stages on cached model outputs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeature
+
+from core.audio import SAMPLE_RATE, load_audio, prepare_waveform
+from core.errors import PixitError
+from core.pipeline.activations import binarize, frame_intervals, stitch_activations
+from core.pipeline.assignment import assign_speakers
+from core.pipeline.local_embeddings import EmbeddingSet, extract_embeddings
+from core.pipeline.params import PipelineParams
+from core.pipeline.progress import Progress, ShouldStop, _check
+from core.pipeline.result import SeparationResult
+from core.pipeline.sources import remove_leakage, stitch_sources
+from core.pipeline.windows import ChunkOutputs, run_model
+
+
+def speaker_label(i: int) -> str:
+    return f"SPEAKER_{i:02d}"
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'."""
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise PixitError(f"device {device!r} requested but no CUDA GPU is available (use --device cpu)")
+    if str(device) not in ("cpu", "mps") and not str(device).startswith("cuda"):
+        raise PixitError(f"unknown device {device!r} (use auto, cpu or cuda)")
+    return str(device)
+
+
+class Pipeline:
+    """Joint diarization + separation of recordings of any length (see the core.pipeline docstring)."""
+
+    def __init__(self, model="default", params: PipelineParams | None = None, device: str = "auto", encoder=None):
+        import torch
+
+        self.device = resolve_device(device)
+        self.params = params if params is not None else PipelineParams.for_model(model)
+        if isinstance(model, (str, Path)):
+            from core.models.totatonet import load_model
+
+            self.model_name = str(model)
+            self.model = load_model(model, device=self.device)
+        else:
+            self.model_name = type(model).__name__
+            self.model = model.to(self.device) if isinstance(model, torch.nn.Module) else model
+        if hasattr(self.model, "eval"):
+            self.model.eval()
+        self._encoder = encoder
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from core.embeddings import get_encoder
+
+            self._encoder = get_encoder(self.params.embedding, self.device)
+        return self._encoder
+
+    def load(self, audio, uri: str | None = None) -> tuple[np.ndarray, str]:
+        if isinstance(audio, (str, Path)):
+            return load_audio(audio, SAMPLE_RATE), uri or Path(audio).stem
+        return prepare_waveform(np.asarray(audio), SAMPLE_RATE, SAMPLE_RATE, name=uri or "audio"), uri or "audio"
+
+    def infer(self, waveform: np.ndarray, return_sources: bool = True, progress: Progress = None,
+              should_stop: ShouldStop = None, source_embeddings: str = "missing") -> ChunkOutputs:
+        cache = len(waveform) <= self.params.source_cache_minutes * 60 * SAMPLE_RATE
+        return run_model(self.model, waveform, self.params, self.device, return_sources, progress, should_stop,
+                         encoder=self.encoder, source_embeddings=source_embeddings, cache_sources=cache)
+
+    def __call__(
+        self,
+        audio,
+        uri: str | None = None,
+        num_speakers: int | None = None,
+        min_speakers: int | None = None,
+        max_speakers: int | None = None,
+        progress: Progress = None,
+        should_stop: ShouldStop = None,
+        return_sources: bool = True,
+    ) -> SeparationResult:
+        from core.clustering import check_speaker_bounds
+
+        check_speaker_bounds(num_speakers, min_speakers, max_speakers)
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        waveform, uri = self.load(audio, uri)
+        timings["load"] = time.perf_counter() - t0
+
+        def sub(lo, hi):
+            return None if progress is None else (lambda f, msg: progress(lo + (hi - lo) * f, msg))
+
+        t = time.perf_counter()
+        outputs = self.infer(waveform, return_sources, sub(0.0, 0.75), should_stop)
+        timings["inference"] = time.perf_counter() - t
+        result = self.from_outputs(outputs, uri, num_speakers, min_speakers, max_speakers, sub(0.75, 1.0), should_stop, timings)
+        result.timings["total"] = time.perf_counter() - t0
+        return result
+
+    def from_outputs(
+        self,
+        outputs: ChunkOutputs,
+        uri: str,
+        num_speakers=None,
+        min_speakers=None,
+        max_speakers=None,
+        progress: Progress = None,
+        should_stop: ShouldStop = None,
+        timings: dict | None = None,
+        embeddings: EmbeddingSet | None = None,
+    ) -> SeparationResult:
+        """Stages 2-6 on cached model outputs (tuning re-uses this)."""
+        p = self.params
+        timings = {} if timings is None else timings
+        caught: list[str] = []
+        t = time.perf_counter()
+        if embeddings is None:
+            embeddings = extract_embeddings(
+                outputs, p.threshold, self.encoder, p.min_embedding_duration,
+                progress=None if progress is None else (lambda f, m: progress(0.6 * f, m)), should_stop=should_stop,
+            )
+        timings["embeddings"] = time.perf_counter() - t
+        t = time.perf_counter()
+        _check(progress, should_stop, 0.6, "clustering speakers")
+        with warnings.catch_warnings(record=True) as wlist:
+            warnings.simplefilter("always")
+            hard, n_global = assign_speakers(outputs, embeddings, p, num_speakers, min_speakers, max_speakers)
+        for w in wlist:
+            caught.append(str(w.message))
+            warnings.warn(str(w.message), stacklevel=2)
+        timings["clustering"] = time.perf_counter() - t
+        t = time.perf_counter()
+        _check(progress, should_stop, 0.7, "stitching activations")
+        result = self.finish(outputs, hard, n_global, uri, progress, should_stop)
+        timings["stitching"] = time.perf_counter() - t
+        result.timings = timings
+        result.warnings = caught
+        return result
+
+    def finish(self, outputs: ChunkOutputs, hard: np.ndarray, n_global: int, uri: str,
+               progress: Progress = None, should_stop: ShouldStop = None, leakage_collar: float | None = None,
+               return_sources: bool = True) -> SeparationResult:
+        """Stages 4-6: stitched activations -> annotation -> stitched, leakage-free sources."""
+        p = self.params
+        sr = outputs.sample_rate
+        fs, fsize = outputs.frame_step, outputs.frame_size
+        act = stitch_activations(outputs, hard, n_global)
+        # frames whose centre lies beyond the real end of the audio are cut off
+        n_keep = max(1, min(len(act), int(math.ceil((outputs.num_samples - fsize / 2) / fs))))
+        act = act[:n_keep]
+        binary = binarize(act, p.threshold, fs / sr, p.min_duration_on, p.min_duration_off)
+        alive = np.flatnonzero(binary.any(axis=0))
+        first = [int(np.argmax(binary[:, g])) for g in alive]
+        order = [int(g) for _, g in sorted(zip(first, alive))]
+        labels = [speaker_label(i) for i in range(len(order))]
+        columns = {g: i for i, g in enumerate(order)}
+        duration = outputs.num_samples / sr
+        annotation = Annotation(uri=uri)
+        intervals = []
+        for g, label in zip(order, labels):
+            iv = frame_intervals(binary[:, g], fs, fsize, outputs.num_samples)
+            intervals.append(iv)
+            for a, b in iv:
+                if b > a:
+                    annotation[Segment(a / sr, b / sr)] = label
+        features = SlidingWindowFeature(
+            np.ascontiguousarray(act[:, order]) if order else np.zeros((len(act), 0), np.float32),
+            SlidingWindow(start=0.0, duration=fsize / sr, step=fs / sr),
+        )
+        sources = None
+        if outputs.has_sources and return_sources:
+            _check(progress, should_stop, 0.8, "stitching sources")
+            sub = None if progress is None else (lambda f, msg: progress(0.8 + 0.2 * f, msg))
+            sources = stitch_sources(outputs, hard, columns, progress=sub, should_stop=should_stop)
+            collar = p.leakage_collar if leakage_collar is None else leakage_collar
+            if math.isfinite(collar):
+                remove_leakage(sources, intervals, int(round(collar * sr)))
+        _check(progress, should_stop, 1.0, "done")
+        return SeparationResult(
+            uri=uri, annotation=annotation, activations=features, sources=sources, labels=labels,
+            sample_rate=sr, duration=duration, timings={}, params=p.to_dict(), model=self.model_name,
+            intervals=intervals,
+        )
