@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = next((a for a in argv if a in COMMANDS), None)
     parser = build_parser(only=wanted or "")
     args = parser.parse_args(argv)
+    args.argv = list(argv)  # e.g. for commands that start worker copies of themselves
     if args.command is None:
         parser.print_help()
         return 2

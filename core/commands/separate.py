@@ -4,8 +4,15 @@ DIR/<uri>.json.
 AUDIO may be files, folders (their audio files, not recursive) or .txt lists (one path per line,
 relative to the list, '#' comments). A recording whose outputs already exist (DIR/<uri>.json is
 written last) is skipped, so an interrupted batch resumes where it stopped (--overwrite redoes
-them). With several visible GPUs and --device auto/cuda, files are sharded across the GPUs, one
-process per device.
+them).
+
+Several workers: the recordings are sharded over worker processes, recording i to worker
+i mod N of the full (sorted, de-duplicated) list, so every recording has exactly one worker whatever
+was already done, and each worker skips its own finished ones. `--devices N` starts N local workers
+(one per GPU: all visible GPUs by default with --device auto/cuda; or N CPU workers sharing the
+cores); `--num-nodes M` with NODE_RANK=0..M-1 on each machine (Lightning's convention, as for
+`pixit train`) makes the shards global. Under torchrun or srun each launched process is one worker,
+its rank read from the launcher's environment (Lightning's cluster environments).
 """
 
 from __future__ import annotations
@@ -14,10 +21,10 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from core.commands._args import positive_int
 from core.errors import PixitError
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".au"}
@@ -30,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", metavar="P.json", help="pipeline parameters written by `pixit tune`")
     parser.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="windows per forward pass (default: from params, 32)")
+    parser.add_argument("--devices", type=positive_int, metavar="N",
+                        help="worker processes on this machine (default: every visible GPU, else 1)")
+    parser.add_argument("--num-nodes", type=positive_int, default=1, metavar="M",
+                        help="machines sharing the recordings; run the same command on each with NODE_RANK=0..M-1")
+    parser.add_argument("--shard", type=_shard_arg, help=argparse.SUPPRESS)  # K/N: set for the workers
     parser.add_argument("--num-speakers", type=int, metavar="N", help="exact number of speakers")
     parser.add_argument("--min-speakers", type=int, metavar="N", help="at least N speakers")
     parser.add_argument("--max-speakers", type=int, metavar="N", help="at most N speakers")
@@ -102,24 +114,53 @@ def _visible_gpus() -> int:
         return 0
 
 
-def _shard(args, todo: list[Path]) -> int:
-    """One `pixit separate` process per GPU, each on every n-th file."""
-    n = min(_visible_gpus(), len(todo))
-    print(f"sharding {len(todo)} recordings over {n} GPUs", flush=True)
+def _shard_arg(text: str) -> tuple[int, int]:
+    try:
+        rank, world = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N, got {text!r}") from None
+    if not 0 <= rank < world:
+        raise argparse.ArgumentTypeError(f"expected 0 <= K < N, got {text!r}")
+    return rank, world
+
+
+def launched_shard() -> tuple[int, int, int] | None:
+    """(rank, world size, local rank) when torchrun or srun started this process as one of several."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    for environment in (TorchElasticEnvironment, SLURMEnvironment):
+        if environment.detect():
+            env = environment()
+            if env.world_size() > 1:
+                return env.global_rank(), env.world_size(), env.local_rank()
+    return None
+
+
+def _start_workers(args, devices: int, gpus: bool) -> int:
+    """Run `devices` local workers (this command again, each with its --shard and device) and wait."""
+    from lightning.fabric.plugins.environments import LightningEnvironment
+
+    node = LightningEnvironment().node_rank()
+    if not 0 <= node < args.num_nodes:
+        raise PixitError(f"NODE_RANK {node} is not below --num-nodes {args.num_nodes}")
+    world = devices * args.num_nodes
+    threads = max(1, (os.cpu_count() or 1) // devices)
+    print(f"{world} workers ({devices} on this machine{f', node {node} of {args.num_nodes}' if args.num_nodes > 1 else ''}"
+          f", {'one GPU' if gpus else f'{threads} CPU thread(s)'} each)", flush=True)
+    argv = list(args.argv)  # this command as typed (core.cli keeps it)
     procs = []
-    with tempfile.TemporaryDirectory(prefix="pixit-shards-") as tmp:
-        for gpu in range(n):
-            listing = Path(tmp) / f"shard{gpu}.txt"
-            listing.write_text("".join(f"{p.resolve()}\n" for p in todo[gpu::n]), encoding="utf-8")
-            cmd = [sys.executable, "-m", "core.cli", "separate", str(listing), "--out", args.out,
-                   "--model", args.model, "--device", f"cuda:{gpu}"]
-            for flag, value in (("--params", args.params), ("--batch-size", args.batch_size), ("--num-speakers", args.num_speakers),
-                                ("--min-speakers", args.min_speakers), ("--max-speakers", args.max_speakers), ("--embedding", args.embedding)):
-                if value is not None:
-                    cmd += [flag, str(value)]
-            cmd += [f for f, on in (("--no-sources", args.no_sources), ("--overwrite", args.overwrite), ("--quiet", args.quiet)) if on]
-            procs.append(subprocess.Popen(cmd))
+    for local in range(devices):
+        rank = node * devices + local
+        device = f"cuda:{local}" if gpus else "cpu"
+        cmd = [sys.executable, "-m", "core.cli", *argv, "--shard", f"{rank}/{world}", "--device", device]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if not gpus else None
+        procs.append(subprocess.Popen(cmd, env=env))
+    try:
         codes = [p.wait() for p in procs]
+    finally:
+        for p in procs:  # Ctrl+C or a failure here: no orphaned workers
+            if p.poll() is None:
+                p.terminate()
     return max(codes) if codes else 0
 
 
@@ -142,15 +183,32 @@ def run(args) -> int:
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise PixitError(f"--out {out_dir} exists and is not a folder")
+    launched = launched_shard()
+    if args.shard:
+        rank, world = args.shard
+    elif launched:
+        rank, world, local = launched
+        if args.device in ("auto", "cuda") and _visible_gpus():
+            args.device = f"cuda:{local % _visible_gpus()}"
+    else:
+        gpus = args.device in ("auto", "cuda") and _visible_gpus() > 0
+        devices = args.devices or (min(_visible_gpus(), len(files)) if gpus else 1)
+        if gpus and devices > _visible_gpus():
+            raise PixitError(f"--devices {devices}: only {_visible_gpus()} GPU(s) visible")
+        if devices > 1 and args.device.startswith("cuda:"):
+            raise PixitError("--devices starts one worker per GPU: use --device cuda (or auto), not one GPU")
+        if devices * args.num_nodes > 1:
+            return _start_workers(args, devices, gpus)
+        rank, world = 0, 1
+    prefix = f"worker {rank}/{world}: " if world > 1 else ""
+    mine = files[rank::world]
     sources = not args.no_sources
-    todo = [p for p in files if args.overwrite or not is_done(out_dir, p.stem, sources)]
-    skipped = len(files) - len(todo)
+    todo = [p for p in mine if args.overwrite or not is_done(out_dir, p.stem, sources)]
+    skipped = len(mine) - len(todo)
     if skipped:
-        print(f"skipping {skipped} of {len(files)} recordings (outputs exist; --overwrite to redo)", flush=True)
+        print(f"{prefix}skipping {skipped} of {len(mine)} recordings (outputs exist; --overwrite to redo)", flush=True)
     if not todo:
         return 0
-    if args.device in ("auto", "cuda") and _visible_gpus() > 1 and len(todo) > 1:
-        return _shard(args, todo)
 
     from core.pipeline import Pipeline
 
@@ -158,7 +216,7 @@ def run(args) -> int:
     failures = 0
     start_all = time.perf_counter()
     for i, path in enumerate(todo, 1):
-        head = f"[{i}/{len(todo)}] {path.stem}"
+        head = f"{prefix}[{i}/{len(todo)}] {path.stem}"
         last = [-1.0]
 
         def progress(fraction, message, head=head, last=last):
@@ -181,5 +239,5 @@ def run(args) -> int:
         print(f"{head}: {len(result.labels)} speakers, {result.duration:.1f} s in {total:.1f} s (RTF {rtf:.3f})"
               + "".join(f" | warning: {w}" for w in result.warnings), flush=True)
     elapsed = time.perf_counter() - start_all
-    print(f"done: {len(todo) - failures} of {len(todo)} recordings in {elapsed:.1f} s -> {out_dir}", flush=True)
+    print(f"{prefix}done: {len(todo) - failures} of {len(todo)} recordings in {elapsed:.1f} s -> {out_dir}", flush=True)
     return 2 if failures else 0

@@ -6,6 +6,7 @@ cheap stages on cached model outputs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -62,6 +63,23 @@ class Pipeline:
         if hasattr(self.model, "eval"):
             self.model.eval()
         self._encoder = encoder
+        self.notes: list[str] = []  # said once per recording in SeparationResult.warnings
+        self._fit_batch()
+
+    def _fit_batch(self) -> None:
+        """A batch of windows that would not fit in free memory is made smaller (same results, slower),
+        and the result says so."""
+        from core.memory import fit_inference_batch, inference_estimate
+        from core.models.totatonet import ToTaToNet
+
+        if not isinstance(self.model, ToTaToNet) or not (self.device == "cpu" or self.device.startswith("cuda")):
+            return
+        window = int(round(self.params.window * self.model.config.sample_rate))
+        estimate = inference_estimate(self.model, self.params.batch_size, window, self.device)
+        batch, note = fit_inference_batch(estimate, self.params.batch_size, self.device)
+        if note:
+            self.params = dataclasses.replace(self.params, batch_size=batch)
+            self.notes.append(note)
 
     @property
     def encoder(self):
@@ -126,7 +144,7 @@ class Pipeline:
         """Stages 2-6 on cached model outputs (tuning re-uses this)."""
         p = self.params
         timings = {} if timings is None else timings
-        caught: list[str] = []
+        caught: list[str] = list(self.notes)
         t = time.perf_counter()
         if embeddings is None:
             embeddings = extract_embeddings(
