@@ -3,21 +3,28 @@ what the device has free *before* the work starts, so that a user reads one line
 to lower instead of "Killed" after minutes.
 
 An estimate traces one step with fake tensors (torch's FakeTensorMode: shapes only, nothing is
-allocated or computed; a few seconds even for a paper-size model) under torch's MemTracker, which
-reports the peak of live tensor memory by kind (parameters, gradients, optimizer state,
-activations, temporaries). What such a trace cannot see (buffers inside one kernel such as the CPU
-LSTM's, allocator slack) is one factor per masker and device type, measured once against the real
-resident-memory growth of the same step by `tests/bench_memory_estimate.py`.
+allocated or computed; a few seconds even for a paper-size model) under a dispatch mode that adds up
+the storages the operators create and free, and keeps the peak. What such a trace cannot see
+(buffers inside one kernel such as the CPU LSTM's, allocator slack) is one factor per masker and
+device type, measured once against the real resident-memory growth of the same step by
+`tests/bench_memory_estimate.py`. Tracing is thread-safe: the app traces in worker threads while
+other sessions run their models.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.weak import WeakIdKeyDictionary
 
 from core.errors import PixitError
 
@@ -26,12 +33,12 @@ log = logging.getLogger(__name__)
 GB = 1024**3
 SAFETY = 0.9  # use at most this share of what is free
 
-# real peak growth / traced peak per masker: the largest ratio tests/bench_memory_estimate.py measured
-# on this project's 2-core CPU machine (torch 2.11, 2026-12-03), rounded up (training: dprnn 3.1-4.2,
-# convtasnet 1.9, sepformer 1.6, spgm 1.9; inference: dprnn 1.4-2.0, convtasnet 1.5, sepformer 1.6,
-# spgm 1.0); a masker not listed gets the largest factor
-TRAIN_FACTOR = {"dprnn": 4.3, "convtasnet": 2.0, "sepformer": 1.7, "spgm": 2.0}
-INFER_FACTOR = {"dprnn": 2.0, "convtasnet": 1.6, "sepformer": 1.7, "spgm": 1.6}
+# real / traced growth of the part that grows with the batch, per masker: the largest ratio that
+# tests/bench_memory_estimate.py measured on this project's 2-core CPU machine (torch 2.11, 2026-12-03),
+# rounded up (training: dprnn 3.0-3.95, convtasnet 1.8, sepformer 1.6, spgm 2.0; inference: dprnn
+# 1.4-2.0, convtasnet 1.7, sepformer 1.6, spgm 1.1); a masker not listed gets the largest factor
+TRAIN_FACTOR = {"dprnn": 4.0, "convtasnet": 1.9, "sepformer": 1.7, "spgm": 2.0}
+INFER_FACTOR = {"dprnn": 2.1, "convtasnet": 1.8, "sepformer": 1.7, "spgm": 1.6}
 GPU_FACTOR = 1.25  # NOT measured (no GPU here): the trace plus caching-allocator slack
 
 
@@ -75,33 +82,55 @@ def free_bytes(device: str = "cpu") -> int:
     return max(0, free)
 
 
-def _traced(build: Callable[[], torch.nn.Module], step: Callable[[torch.nn.Module], None]) -> tuple[int, int] | None:
-    """(fixed, per-step) bytes at the peak of `step(build())` traced with fake tensors, or None when the
-    model cannot be traced (then nothing is checked)."""
-    from torch._subclasses.fake_tensor import FakeTensorMode
-    from torch.distributed._tools.mem_tracker import MemTracker
+class _PeakBytes(TorchDispatchMode):
+    """Live and peak bytes of the tensor storages that operators create while it is active.
 
+    A dispatch mode is per thread and registers no global hook, so a trace in the app's worker thread
+    leaves the models other sessions are running alone (torch's MemTracker hooks every module of the
+    process, which breaks them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = self.peak = 0
+        self._seen = WeakIdKeyDictionary()
+
+    def _freed(self, nbytes: int) -> None:
+        self.live -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                storage = t.untyped_storage()
+                if storage not in self._seen:
+                    nbytes = storage.nbytes()
+                    self._seen[storage] = nbytes
+                    self.live += nbytes
+                    weakref.finalize(storage, self._freed, nbytes)
+        self.peak = max(self.peak, self.live)
+        return out
+
+
+class _CpuFakeTensorMode(FakeTensorMode):
+    # On a CUDA build without a GPU, FakeTensorMode would switch process-wide settings (how
+    # torch.tensor lifts, the CUDA device guard) while it is active: unsafe beside other threads.
+    avoid_device_init = False
+
+
+_TRACE_LOCK = threading.Lock()
+
+
+def _traced_peak(build: Callable[[], torch.nn.Module], step: Callable[[torch.nn.Module], None]) -> tuple[int, int] | None:
+    """(peak bytes, parameter count) of `step(build())` traced with fake tensors, or None when the model
+    cannot be traced (then nothing is checked)."""
     try:
-        with FakeTensorMode():
+        with _TRACE_LOCK, _CpuFakeTensorMode(), _PeakBytes() as tracker:
             model = build()
-            tracker = MemTracker()
-            tracker.track_external(model)
-            with tracker:
-                step(model)
-            peak = tracker.get_tracker_snapshot("peak")
+            step(model)
+            return tracker.peak, sum(p.numel() for p in model.parameters())
     except Exception as exc:  # an operator without a fake kernel, say: estimate unavailable, not fatal
         log.info("memory estimate unavailable (%s: %s)", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
         return None
-    fixed = varying = 0
-    for kinds in peak.values():
-        for kind, value in kinds.items():
-            if kind == "Total":
-                continue
-            if str(getattr(kind, "value", kind)) in ("Parameter", "Buffer", "Gradient", "Optstate"):
-                fixed += value
-            else:
-                varying += value
-    return fixed, varying
 
 
 def _factor(table: dict[str, float], masker: str, device: str) -> float:
@@ -132,12 +161,13 @@ def training_estimate(model_config, batch_size: int, chunk_duration: float, lamb
         out.loss.backward()
         optimizer.step()
 
-    traced = _traced(lambda: ToTaToNet(config).train(), step)
+    traced = _traced_peak(lambda: ToTaToNet(config).train(), step)
     if traced is None:
         return None
+    peak, n_params = traced
     f = _factor(TRAIN_FACTOR, config.masker, device)
-    fixed, per_pair = traced
-    return Estimate(fixed=int(f * fixed), per_item=int(f * per_pair), items=batch_size)
+    # weights, gradients and Adam's two moments do not grow with the batch; the rest of one pair's peak does
+    return Estimate(fixed=16 * n_params, per_item=int(f * max(0, peak - 4 * n_params)), items=batch_size)
 
 
 def inference_estimate(model, batch_size: int, window_samples: int, device: str = "cpu") -> Estimate | None:
@@ -150,11 +180,13 @@ def inference_estimate(model, batch_size: int, window_samples: int, device: str 
         with torch.inference_mode():
             net(torch.randn(1, window_samples))
 
-    traced = _traced(lambda: ToTaToNet(config).eval(), step)
+    traced = _traced_peak(lambda: ToTaToNet(config).eval(), step)
     if traced is None:
         return None
+    peak, n_params = traced
     f = _factor(INFER_FACTOR, config.masker, device)
-    return Estimate(fixed=0, per_item=int(f * traced[1]), items=batch_size)  # traced with one window
+    # the loaded model is already in memory: only the window's activations are new
+    return Estimate(fixed=0, per_item=int(f * max(0, peak - 4 * n_params)), items=batch_size)
 
 
 def gb(n: int) -> str:

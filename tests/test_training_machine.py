@@ -118,3 +118,35 @@ def test_two_cpu_processes_train_one_model(corpus, tmp_path):
     from core.models.totatonet import load_model
 
     load_model(run / "model")
+
+
+def test_tracing_leaves_models_in_other_threads_alone():
+    """The app traces in a worker thread while other sessions run their models: no hook or global
+    switch of the trace may reach them (torch's MemTracker hooks every module and broke them)."""
+    import threading
+
+    from core.memory import inference_estimate, training_estimate
+    from core.models.totatonet import ToTaToNet
+
+    model = ToTaToNet(pipeline_model_config()).eval()
+    errors, runs, done = [], [0], threading.Event()
+
+    def run_model():
+        try:
+            while not done.is_set():
+                with torch.inference_mode():
+                    model(torch.randn(2, 8000))
+                runs[0] += 1
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    worker = threading.Thread(target=run_model)
+    worker.start()
+    try:
+        for _ in range(2):
+            assert inference_estimate(model, 4, 16000) is not None
+            assert training_estimate(pipeline_model_config(), 2, 1.0) is not None
+    finally:
+        done.set()
+        worker.join()
+    assert not errors and runs[0] > 0
