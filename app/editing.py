@@ -164,6 +164,9 @@ def check_times(doc: Doc, start, end) -> tuple[float, float]:
     return a, b
 
 
+SPEAKER_FORBIDDEN = "/\\<>\"'`$"  # path separators, HTML and template characters
+
+
 def check_speaker(name) -> str:
     name = str(name or "").strip()
     if not name:
@@ -172,6 +175,10 @@ def check_speaker(name) -> str:
         raise EditError(f"speaker name '{name}' contains spaces (RTTM labels cannot)")
     if len(name) > 64:
         raise EditError("speaker name is longer than 64 characters")
+    bad = sorted({c for c in name if c in SPEAKER_FORBIDDEN or not c.isprintable()})
+    if bad:
+        raise EditError(f"a speaker name cannot contain {' '.join(SPEAKER_FORBIDDEN)} or control characters "
+                        "(names become file names and appear in the page)")
     return name
 
 

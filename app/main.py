@@ -1,9 +1,9 @@
 """The PixIT Workbench Gradio app: layout and wiring only (behaviour lives in app/session.py).
 
 `build_demo(settings)` returns the Blocks; `launch(...)` serves it on 127.0.0.1 by default with
-the upload size limit and the clip folder allowed. Every handler finds its Session from the
-per-tab session id (kept in the browser, so a reload or a server restart restores the work) or,
-for API clients, from gradio's session hash.
+the upload size limit, optional login, and the session middleware (app/middleware.py). Every
+handler finds its Session from the request's session cookie (app/access.py), never from a value
+the client sends; the cookie outlives a reload and a server restart, so the work comes back.
 """
 
 import contextlib
@@ -18,9 +18,14 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from starlette.middleware import Middleware  # noqa: E402
+
+from app.access import Access, public_message, token_of  # noqa: E402
 from app.figures import FigureJSON  # noqa: E402
-from app.session import Job, Session, Sessions, Settings, fmt_time  # noqa: E402
-from app.workspace import browser_secret, default_root  # noqa: E402
+from app.middleware import Limits, SessionMiddleware  # noqa: E402
+from app.registry import Sessions  # noqa: E402
+from app.session import Job, Session, Settings, fmt_time  # noqa: E402
+from app.workspace import default_root, file_url  # noqa: E402
 from core.errors import Cancelled, PixitError  # noqa: E402
 
 log = logging.getLogger("pixit.app")
@@ -151,7 +156,12 @@ CSS = """
 .pp-title { font-size: 0.85em; margin-bottom: 4px; color: var(--body-text-color-subdued); }
 #status { min-height: 2.2em; }
 #shortcuts table { font-size: 0.85em; }
+.pixit-exports ul { margin: 4px 0 0 1.2em; padding: 0; }
 """
+
+EXPORTS_TMPL = """<div class="pixit-exports"><div class="pp-title">Exported files (click to download)</div>
+{{#if value.length}}<ul>{{#each value}}<li><a href="{{this.url}}" download="{{this.name}}">{{this.name}}</a>
+<span class="pp-title">{{this.size}}</span></li>{{/each}}</ul>{{else}}<p>Nothing exported yet.</p>{{/if}}</div>"""
 
 EMPTY_PLAYER = {"url": "", "title": "Nothing loaded yet: select a segment and press Play", "start": 0, "source": "",
                 "end": 0}
@@ -165,14 +175,20 @@ def _background_job(S: Session, job: Job, what: str):
     try:
         yield
     except PixitError as exc:
-        raise gr.Error(str(exc), duration=10) from None
+        raise gr.Error(public_message(exc), duration=10) from None
     except Exception as exc:
         log.exception("%s failed", what)
-        raise gr.Error(f"{what} failed ({type(exc).__name__}: {exc})") from None
+        raise gr.Error(public_message(f"{what} failed ({type(exc).__name__}: {exc})")) from None
     finally:
         if not job.done.is_set():
             job.cancel()
         S.busy = None
+
+def downloads(paths) -> list[dict]:
+    """The exports list: name, URL (served to this session only, app/middleware.py) and size."""
+    return [{"name": p.name, "url": f"{file_url(p, 'export')}?v={p.stat().st_mtime_ns}",
+             "size": f"{p.stat().st_size / 1e3:.1f} kB"} for p in map(Path, paths)]
+
 
 def _empty_player(title: str | None = None) -> dict:
     p = dict(EMPTY_PLAYER)
@@ -211,15 +227,18 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
     settings.root = Path(settings.root)
     settings.root.mkdir(parents=True, exist_ok=True)
     registry = Sessions(settings)
-    gr.set_static_paths([str(settings.root / ".clips")])
+    access = Access()
 
-    def sess(sid, request) -> Session:
-        return registry.get(sid, getattr(request, "session_hash", None))
+    def sess(request) -> Session:
+        token = token_of(request)
+        if token is None:  # the middleware refuses such requests; a Blocks mounted without it lands here
+            raise PixitError("no session cookie: reload the page")
+        return registry.get(token)
 
-    with gr.Blocks(title="PixIT Workbench") as demo:
+    # Gradio deletes its temporary files (uploads nobody used) older than an hour, every 10 minutes
+    with gr.Blocks(title="PixIT Workbench", delete_cache=(600, 3600)) as demo:
         demo.pixit_registry = registry  # for tests and the benchmark
-        sid = gr.State("")
-        stored = gr.BrowserState("", storage_key="pixit-workbench-session", secret=browser_secret(settings.root))
+        demo.pixit_access = access
 
         gr.Markdown("## PixIT Workbench: who spoke when, and what each speaker said on their own track")
         gr.Markdown(HELP)
@@ -235,9 +254,10 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                                              interactive=True)
                 with gr.Group():
                     model_dd = gr.Dropdown(label="Model", choices=Session.startup_choices(settings),
-                                           value=settings.model, elem_id="model_dd", interactive=True)
-                    model_path = gr.Textbox(label="...or a model folder path (overrides the list)", placeholder="/path/to/model",
-                                            elem_id="model_path")
+                                           value="startup", elem_id="model_dd", interactive=True)
+                    model_path = gr.Textbox(label="...or a model folder of the server's --models folders, by name",
+                                            placeholder="folder name", elem_id="model_path",
+                                            visible=bool(settings.model_dirs))
                     spk_mode = gr.Radio(["auto", "fixed", "bounds"], value="auto", label="Number of speakers",
                                         elem_id="spk_mode")
                     with gr.Row():
@@ -325,8 +345,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                         with gr.Row():
                             export_btn = gr.Button("Export RTTM + UEM + CSV", variant="primary", elem_id="export_btn")
                             tracks_btn = gr.Button("Export separated tracks (zip of WAVs)", elem_id="tracks_btn")
-                        exports = gr.File(label="Exported files (click to download)", file_count="multiple",
-                                          interactive=False, elem_id="exports")
+                        exports = gr.HTML([], html_template=EXPORTS_TMPL, elem_id="exports")
                         rttm_in = gr.File(label="Import an RTTM to review it (replaces the segments; undo restores them)",
                                           file_types=[".rttm", ".txt"], type="filepath", elem_id="rttm_in")
                     with gr.Tab("Retrain", id="retrain"):
@@ -337,7 +356,9 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                             "pick in the Model list; the previous one stays available.")
                         with gr.Row():
                             lr = gr.Number(value=1e-4, label="learning rate", elem_id="lr")
-                            steps = gr.Number(value=200, precision=0, label="steps", minimum=1, elem_id="steps")
+                            steps = gr.Number(value=min(200, settings.max_retrain_steps), precision=0,
+                                              label=f"steps (at most {settings.max_retrain_steps})", minimum=1,
+                                              maximum=settings.max_retrain_steps, elem_id="steps")
                             heldout = gr.Slider(5, 50, value=20, step=5, label="held-out part of the reviewed region (%)",
                                                 elem_id="heldout")
                         with gr.Row():
@@ -348,8 +369,9 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                                                      label="Before / after on the held-out part")
         bridge = gr.HTML("", visible="hidden", js_on_load=BRIDGE_JS, elem_id="bridge")
 
-        # edits and shortcuts run one at a time, in the order they were made (each takes ~20 ms)
-        EDIT_QUEUE = {"concurrency_id": "edit", "concurrency_limit": 1, "show_progress": "hidden"}
+        # a session's edits and shortcuts run one at a time in arrival order (its FairLock, held by
+        # `guard`); sessions do not wait for each other (up to 16 edits of different sessions at once)
+        EDIT_QUEUE = {"concurrency_id": "edit", "concurrency_limit": 16, "show_progress": "hidden"}
 
         # ------------------------------------------------------------------ outputs
         VIEW = [timeline, status, summary, sel_info, sel_start, sel_end, sel_speaker, cursor,
@@ -365,62 +387,67 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             return (gr.Dropdown(choices=meetings, value=current), gr.Dropdown(choices=S.model_choices()))
 
         def guard(fn):
-            """PixitError -> a clear message (gr.Error); anything unexpected is logged, and the
+            """Wire `fn(S, *inputs)` as a handler: S is the asking session (from its cookie), held
+            while fn runs so that one session's requests apply in arrival order. PixitError -> a
+            clear message (gr.Error, no server path in it); anything unexpected is logged, and the
             session's state is left as it was (edits are only applied when they succeed)."""
+            params = list(inspect.signature(fn).parameters.values())[1:]
+            params.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request))
 
             @functools.wraps(fn)
-            def wrapped(*args, **kwargs):
+            def wrapped(*args):
+                *values, request = args
                 try:
-                    return fn(*args, **kwargs)
+                    S = sess(request)
+                    with S.lock:
+                        return fn(S, *values)
                 except gr.Error:
                     raise
                 except PixitError as exc:
-                    raise gr.Error(str(exc), duration=8) from None
+                    raise gr.Error(public_message(exc), duration=8) from None
                 except Exception as exc:
                     log.exception("handler %s failed", fn.__name__)
-                    raise gr.Error(f"unexpected error ({type(exc).__name__}: {exc}); your edits are saved") from None
+                    raise gr.Error(public_message(f"unexpected error ({type(exc).__name__}: {exc}); "
+                                                  "your edits are saved")) from None
 
-            wrapped.__signature__ = inspect.signature(fn)
+            wrapped.__signature__ = inspect.Signature(params)
+            wrapped.__annotations__ = {p.name: p.annotation for p in params if p.annotation is not inspect.Parameter.empty}
+            del wrapped.__wrapped__
             return wrapped
 
         # ------------------------------------------------------------------ session start / restore
         @guard
-        def open_session(stored_id, request: gr.Request):
-            S = sess(stored_id, request)
+        def open_session(S):
             if S.meeting is not None:
                 S.message = f"Welcome back: restored **{S.meeting.name}** with your edits."
-            return (S.sid, S.sid) + view(S) + lists(S)
+            return view(S) + lists(S)
 
-        demo.load(open_session, [stored], [sid, stored] + VIEW + LISTS, api_visibility="private")
+        demo.load(open_session, [], VIEW + LISTS, api_visibility="private")
 
         # ------------------------------------------------------------------ meetings
         @guard
-        def upload_meeting(sid_, path, request: gr.Request):
-            S = sess(sid_, request)
-            if not path:
-                raise PixitError("no file received")
-            S.add_audio(path, Path(path).name)
-            return view(S) + lists(S) + (_empty_player(), _empty_player())
+        def upload_meeting(S, path):
+            with access.upload(S.sid, path) as received:  # only this session's own upload
+                S.add_audio(received, received.name)
+            return view(S) + lists(S) + (_empty_player(), _empty_player(), None)
 
-        upload.upload(upload_meeting, [sid, upload], VIEW + LISTS + PLAYERS, api_name="upload_meeting")
+        upload.upload(upload_meeting, [upload], VIEW + LISTS + PLAYERS + [upload], api_name="upload_meeting")
 
         @guard
-        def open_demo(sid_, request: gr.Request):
-            S = sess(sid_, request)
+        def open_demo(S):
             S.open_demo()
             return view(S) + lists(S) + (_empty_player(), _empty_player())
 
-        demo_btn.click(open_demo, [sid], VIEW + LISTS + PLAYERS, api_name="open_demo")
+        demo_btn.click(open_demo, [], VIEW + LISTS + PLAYERS, api_name="open_demo")
 
         @guard
-        def switch_meeting(sid_, mid, request: gr.Request):
-            S = sess(sid_, request)
+        def switch_meeting(S, mid):
             if not mid or (S.meeting and S.meeting.id == mid):
                 return view(S) + (_empty_player(), _empty_player())
             S.open_meeting(mid)
             return view(S) + (_empty_player(), _empty_player())
 
-        meeting_dd.input(switch_meeting, [sid, meeting_dd], VIEW + PLAYERS, api_name="switch_meeting")
+        meeting_dd.input(switch_meeting, [meeting_dd], VIEW + PLAYERS, api_name="switch_meeting")
 
         # ------------------------------------------------------------------ run the model
         def speaker_kwargs(mode, n, lo, hi):
@@ -442,16 +469,15 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                 return {"min_speakers": a, "max_speakers": b}
             return {}
 
-        def run_model(sid_, model_choice, model_folder, mode, n, lo, hi, request: gr.Request,
-                      progress=gr.Progress()):
-            S = sess(sid_, request)
+        def run_model(model_choice, model_folder, mode, n, lo, hi, request: gr.Request, progress=gr.Progress()):
             try:
+                S = sess(request)
                 model, label = S.resolve_model(model_choice, model_folder)
                 kw = speaker_kwargs(mode, n, lo, hi)
                 if S.meeting is None:
                     raise PixitError("open a meeting first (upload one or click 'Open demo meeting')")
             except PixitError as exc:
-                raise gr.Error(str(exc), duration=8) from None
+                raise gr.Error(public_message(exc), duration=8) from None
             S.stop.clear()
             S.busy = "run"
             skip = tuple(gr.skip() for _ in VIEW + LISTS + PLAYERS)
@@ -467,39 +493,29 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                     S.message = "Stopped: the model run was cancelled; nothing changed."
             yield view(S) + lists(S) + (_empty_player(), _empty_player())
 
-        run_ev = run_btn.click(run_model, [sid, model_dd, model_path, spk_mode, n_spk, min_spk, max_spk],
+        run_ev = run_btn.click(run_model, [model_dd, model_path, spk_mode, n_spk, min_spk, max_spk],
                                VIEW + LISTS + PLAYERS, api_name="run_model", concurrency_id="gpu",
                                concurrency_limit=1, show_progress_on=[timeline])
 
         @guard
-        def stop_work(sid_, request: gr.Request):
-            S = sess(sid_, request)
+        def stop_work(S):
             S.stop.set()
             return "Stopping... (the current step finishes first)" if S.busy else "Nothing is running."
 
-        stop_btn.click(stop_work, [sid], [status], api_name="stop", concurrency_limit=None)
-        retrain_stop.click(stop_work, [sid], [status], api_name="stop_retrain", concurrency_limit=None)
+        stop_btn.click(stop_work, [], [status], api_name="stop", concurrency_limit=None)
+        retrain_stop.click(stop_work, [], [status], api_name="stop_retrain", concurrency_limit=None)
 
         # ------------------------------------------------------------------ edits (one endpoint each)
-        def edit_handler(name, build_args):
-            @guard
-            def handler(sid_, *values):
-                values, request = values[:-1], values[-1]  # gradio appends the request (see signature)
-                S = sess(sid_, request)
+        def _edit(fn_name, name, build_args, inputs, trigger):
+            def handler(S, *values):
                 S.edit(name, *build_args(*values))
                 return view(S)
 
-            return handler
-
-        def _edit(fn_name, name, build_args, inputs, trigger):
-            h = edit_handler(name, build_args)
-            params = [inspect.Parameter("sid_", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-            params += [inspect.Parameter(f"v{i}", inspect.Parameter.POSITIONAL_OR_KEYWORD) for i in range(len(inputs))]
-            params += [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)]
-            h.__signature__ = inspect.Signature(params)
-            h.__annotations__ = {"request": gr.Request}
-            h.__name__ = fn_name
-            trigger(h, [sid] + inputs, VIEW, api_name=fn_name, trigger_mode="multiple", **EDIT_QUEUE)
+            handler.__signature__ = inspect.Signature(
+                [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                 for p in ["S"] + [f"v{i}" for i in range(len(inputs))]])
+            handler.__name__ = fn_name
+            trigger(guard(handler), inputs, VIEW, api_name=fn_name, trigger_mode="multiple", **EDIT_QUEUE)
 
         _edit("add_segment", "add", lambda a, b, spk: (a, b, spk), [sel_start, sel_end, sel_speaker], add_btn.click)
         _edit("move_segment", "move", lambda a, b: (a, b), [sel_start, sel_end], apply_btn.click)
@@ -512,42 +528,37 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         _edit("unmark_reviewed", "unreview", lambda a, b: (a, b), [sel_start, sel_end], unreview_btn.click)
 
         @guard
-        def review_view(sid_, request: gr.Request):
-            S = sess(sid_, request)
+        def review_view(S):
             S.edit("review", S.t0, S.t1)
             return view(S)
 
-        review_view_btn.click(review_view, [sid], VIEW, api_name="review_view", trigger_mode="multiple", **EDIT_QUEUE)
+        review_view_btn.click(review_view, [], VIEW, api_name="review_view", trigger_mode="multiple", **EDIT_QUEUE)
 
         def simple(fn_name, method):
             @guard
-            def handler(sid_, request: gr.Request):
-                S = sess(sid_, request)
+            def handler(S):
                 getattr(S, method)()
                 return view(S)
 
             handler.__name__ = fn_name
             return handler
 
-        undo_btn.click(simple("undo", "undo"), [sid], VIEW, api_name="undo", trigger_mode="multiple", **EDIT_QUEUE)
-        redo_btn.click(simple("redo", "redo"), [sid], VIEW, api_name="redo", trigger_mode="multiple", **EDIT_QUEUE)
-        reset_btn.click(simple("reset", "reset"), [sid], VIEW, api_name="reset", **EDIT_QUEUE)
+        undo_btn.click(simple("undo", "undo"), [], VIEW, api_name="undo", trigger_mode="multiple", **EDIT_QUEUE)
+        redo_btn.click(simple("redo", "redo"), [], VIEW, api_name="redo", trigger_mode="multiple", **EDIT_QUEUE)
+        reset_btn.click(simple("reset", "reset"), [], VIEW, api_name="reset", **EDIT_QUEUE)
 
         @guard
-        def import_rttm(sid_, path, request: gr.Request):
-            S = sess(sid_, request)
-            if not path:
-                raise PixitError("no file received")
-            S.import_rttm(path)
-            return view(S)
+        def import_rttm(S, path):
+            with access.upload(S.sid, path) as received:  # only this session's own upload
+                S.import_rttm(received)
+            return view(S) + (None,)
 
-        rttm_in.upload(import_rttm, [sid, rttm_in], VIEW, api_name="import_rttm")
+        rttm_in.upload(import_rttm, [rttm_in], VIEW + [rttm_in], api_name="import_rttm")
 
         # ------------------------------------------------------------------ selection, navigation, view
         @guard
-        def select_segment(sid_, seg_id, request: gr.Request):
+        def select_segment(S, seg_id):
             """API and table: select a segment by id and load it into the player."""
-            S = sess(sid_, request)
             S.select(int(seg_id))
             return view(S) + (_clip(S, "mixture", autoplay=False),)
 
@@ -558,31 +569,28 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
 
         select_id = gr.Number(visible=False, precision=0)
         select_go = gr.Button(visible=False)
-        select_go.click(select_segment, [sid, select_id], VIEW + [player], api_name="select_segment")
+        select_go.click(select_segment, [select_id], VIEW + [player], api_name="select_segment")
 
         @guard
-        def table_select(sid_, evt: gr.SelectData, request: gr.Request):
-            S = sess(sid_, request)
+        def table_select(S, evt: gr.SelectData):
             row = evt.row_value
             if not row:
                 return view(S) + (gr.skip(),)
             S.select(int(float(row[0])))
             return view(S) + (_clip(S, "mixture", autoplay=True),)
 
-        table.select(table_select, [sid], VIEW + [player], api_visibility="private")
+        table.select(table_select, [], VIEW + [player], api_visibility="private")
 
         @guard
-        def plot_segment(sid_, evt: gr.EventData, request: gr.Request):
-            S = sess(sid_, request)
+        def plot_segment(S, evt: gr.EventData):
             S.select(int(evt._data["id"]))
             return view(S) + (_clip(S, "mixture", autoplay=False),)
 
-        bridge.segclick(plot_segment, [sid], VIEW + [player], api_visibility="private", trigger_mode="multiple",
+        bridge.segclick(plot_segment, [], VIEW + [player], api_visibility="private", trigger_mode="multiple",
                         **EDIT_QUEUE)
 
         @guard
-        def plot_cursor(sid_, evt: gr.EventData, request: gr.Request):
-            S = sess(sid_, request)
+        def plot_cursor(S, evt: gr.EventData):
             try:
                 S.set_cursor(float((evt._data or {}).get("t")))
             except (TypeError, ValueError):
@@ -590,12 +598,11 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             S.message = f"Cursor at {S.cursor:.2f} s."
             return view(S)
 
-        bridge.cursorclick(plot_cursor, [sid], VIEW, api_visibility="private", trigger_mode="always_last",
+        bridge.cursorclick(plot_cursor, [], VIEW, api_visibility="private", trigger_mode="always_last",
                            show_progress="hidden")
 
         @guard
-        def plot_zoom(sid_, evt: gr.EventData, request: gr.Request):
-            S = sess(sid_, request)
+        def plot_zoom(S, evt: gr.EventData):
             data = evt._data or {}
             if data.get("whole"):
                 S.whole()
@@ -607,13 +614,12 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                 S.set_view(t0, t1)
             return view(S)
 
-        bridge.zoomed(plot_zoom, [sid], VIEW, api_visibility="private", trigger_mode="always_last",
+        bridge.zoomed(plot_zoom, [], VIEW, api_visibility="private", trigger_mode="always_last",
                       show_progress="hidden")
 
         def nav(fn_name, action):
             @guard
-            def handler(sid_, request: gr.Request):
-                S = sess(sid_, request)
+            def handler(S):
                 out_player = gr.skip()
                 if action == "next":
                     S.step(1)
@@ -648,7 +654,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                                   (next_unsure, "next_unsure", "unsure"), (prev_unsure, "previous_unsure", "unsure_prev"),
                                   (zoom_in, "zoom_in", "zoom_in"), (zoom_out, "zoom_out", "zoom_out"),
                                   (pan_l, "pan_left", "pan_l"), (pan_r, "pan_right", "pan_r"), (whole, "whole", "whole")]:
-            btn.click(nav(name, action), [sid], VIEW + [player], api_name=name, trigger_mode="multiple",
+            btn.click(nav(name, action), [], VIEW + [player], api_name=name, trigger_mode="multiple",
                       show_progress="hidden")
 
         # ------------------------------------------------------------------ keyboard shortcuts
@@ -687,47 +693,42 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             return gr.skip()
 
         @guard
-        def on_key(sid_, evt: gr.EventData, request: gr.Request):
-            S = sess(sid_, request)
+        def on_key(S, evt: gr.EventData):
             data = evt._data or {}
             out = apply_key(S, str(data.get("action", "")), data.get("t"))
             return view(S) + (out,)
 
-        bridge.shortcut(on_key, [sid], VIEW + [player], api_visibility="private", trigger_mode="multiple",
+        bridge.shortcut(on_key, [], VIEW + [player], api_visibility="private", trigger_mode="multiple",
                         **EDIT_QUEUE)
 
         @guard
-        def press_key(sid_, action, playhead, request: gr.Request):
+        def press_key(S, action, playhead):
             """API twin of the keyboard bridge (same code path), for scripted clients and tests."""
-            S = sess(sid_, request)
             out = apply_key(S, str(action), playhead)
             return view(S) + (out,)
 
         key_action = gr.Textbox(visible=False)
         key_time = gr.Number(visible=False)
         key_go = gr.Button(visible=False)
-        key_go.click(press_key, [sid, key_action, key_time], VIEW + [player], api_name="press_key",
+        key_go.click(press_key, [key_action, key_time], VIEW + [player], api_name="press_key",
                      trigger_mode="multiple", **EDIT_QUEUE)
 
         # ------------------------------------------------------------------ listening
         @guard
-        def play_selection(sid_, source, request: gr.Request):
-            S = sess(sid_, request)
+        def play_selection(S, source):
             return _clip(S, source or "mixture")
 
-        play_sel.click(play_selection, [sid, listen], [player], api_name="play")
+        play_sel.click(play_selection, [listen], [player], api_name="play")
 
         @guard
-        def play_window(sid_, source, request: gr.Request):
-            S = sess(sid_, request)
+        def play_window(S, source):
             return _clip(S, source or "mixture", t0=S.t0, t1=S.t1)
 
-        play_view.click(play_window, [sid, listen], [player], api_name="play_view")
+        play_view.click(play_window, [listen], [player], api_name="play_view")
 
         @guard
-        def compare(sid_, source, request: gr.Request):
+        def compare(S, source):
             """The mixture and one speaker's separated track on the same region, side by side."""
-            S = sess(sid_, request)
             spk = source if source and source != "mixture" else None
             if spk is None and S.selected is not None and S.history and S.history.doc.has(S.selected):
                 spk = S.history.doc.get(S.selected).speaker
@@ -737,37 +738,34 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             b = _clip(S, spk, autoplay=False, t0=a["start"], t1=a["end"])
             return a, b
 
-        compare_btn.click(compare, [sid, listen], [player, compare_player], api_name="compare")
+        compare_btn.click(compare, [listen], [player, compare_player], api_name="compare")
 
         # ------------------------------------------------------------------ export
         @guard
-        def export_files(sid_, request: gr.Request):
-            S = sess(sid_, request)
+        def export_files(S):
             reviewed = S.history.doc.reviewed_total() if S.history else 0.0
-            files = [str(S.export_rttm())] + ([str(S.export_uem())] if reviewed else []) + [str(S.export_csv())]
+            files = [S.export_rttm()] + ([S.export_uem()] if reviewed else []) + [S.export_csv()]
             S.message = (f"Exported the corrected RTTM, the UEM of the reviewed part ({fmt_time(reviewed)}) and "
                          "the segments CSV." if reviewed else
                          "Exported the corrected RTTM and the segments CSV (no UEM: nothing is marked as "
                          "reviewed yet).")
-            return files, S.message
+            return downloads(files), S.message
 
-        export_btn.click(export_files, [sid], [exports, status], api_name="export")
+        export_btn.click(export_files, [], [exports, status], api_name="export")
 
         @guard
-        def export_tracks(sid_, request: gr.Request):
-            S = sess(sid_, request)
+        def export_tracks(S):
             path = S.export_tracks()
             S.message = "Exported the separated tracks (one WAV per speaker) and the RTTM in a zip."
-            return [str(path)], S.message
+            return downloads([path]), S.message
 
-        tracks_btn.click(export_tracks, [sid], [exports, status], api_name="export_tracks",
+        tracks_btn.click(export_tracks, [], [exports, status], api_name="export_tracks",
                          concurrency_id="gpu", concurrency_limit=1, show_progress_on=[exports])
 
         # ------------------------------------------------------------------ retrain
-        def retrain(sid_, model_choice, model_folder, lr_, steps_, heldout_, request: gr.Request,
-                    progress=gr.Progress()):
-            S = sess(sid_, request)
+        def retrain(model_choice, model_folder, lr_, steps_, heldout_, request: gr.Request, progress=gr.Progress()):
             try:
+                S = sess(request)
                 if S.meeting is None:
                     raise PixitError("open a meeting first")
                 if not S.corrected_meetings():
@@ -778,7 +776,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             except (TypeError, ValueError):
                 raise gr.Error("learning rate and steps must be numbers") from None
             except PixitError as exc:
-                raise gr.Error(str(exc), duration=10) from None
+                raise gr.Error(public_message(exc), duration=10) from None
             S.stop.clear()
             S.busy = "retrain"
             outs = VIEW + LISTS + PLAYERS + [retrain_note, retrain_table]
@@ -801,17 +799,16 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             model_update = gr.Dropdown(choices=S.model_choices(), value=f"version:{newest}") if newest and note == S.retrain_note else lst[1]
             yield view(S) + (lst[0], model_update) + (_empty_player(), _empty_player()) + (note, df)
 
-        retrain_btn.click(retrain, [sid, model_dd, model_path, lr, steps, heldout],
+        retrain_btn.click(retrain, [model_dd, model_path, lr, steps, heldout],
                           VIEW + LISTS + PLAYERS + [retrain_note, retrain_table], api_name="retrain",
                           concurrency_id="gpu", concurrency_limit=1, show_progress_on=[retrain_table])
 
         @guard
-        def refresh(sid_, request: gr.Request):
-            S = sess(sid_, request)
+        def refresh(S):
             return view(S) + lists(S)
 
         refresh_btn = gr.Button(visible=False)
-        refresh_btn.click(refresh, [sid], VIEW + LISTS, api_name="refresh")
+        refresh_btn.click(refresh, [], VIEW + LISTS, api_name="refresh")
 
     demo.queue(default_concurrency_limit=4)
     demo.pixit_settings = settings
@@ -819,12 +816,20 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, prevent_thread_lock: bool = False,
-           quiet: bool = False):
-    """Serve the workbench (127.0.0.1 unless told otherwise) with the upload limit and clip folder."""
+           quiet: bool = False, auth: list[tuple[str, str]] | None = None):
+    """Serve the workbench: on 127.0.0.1 unless told otherwise, with the upload limit, the session
+    middleware in front of every route (app/middleware.py), and optionally Gradio's own login
+    (`auth`: [(user, password), ...]). Gradio serves no folder of ours (no allowed or static
+    paths), keeps no run history, and renders in the browser (no SSR server)."""
     settings: Settings = demo.pixit_settings
+    limits = Limits(events=settings.max_events_per_session, jobs=settings.max_jobs_per_session)
+    guard = Middleware(SessionMiddleware, access=demo.pixit_access, root=settings.root, limits=limits)
     return demo.launch(
         server_name=host, server_port=port, prevent_thread_lock=prevent_thread_lock, quiet=quiet,
-        max_file_size=f"{int(settings.max_upload_mb)}mb", allowed_paths=[str(settings.root / ".clips")],
+        max_file_size=f"{int(settings.max_upload_mb)}mb", auth=auth or None,
+        auth_message="PixIT Workbench: log in with the account the server was started with." if auth else None,
+        app_kwargs={"middleware": [guard]}, ssr_mode=False, run_history=False,
+        state_session_capacity=4 * settings.max_sessions,  # Gradio's per-tab state, bounded like the sessions
         css=CSS, theme=gr.themes.Soft(), footer_links=["api", "settings"], show_error=True,
     )
 

@@ -22,10 +22,13 @@ from typing import Callable
 import numpy as np
 
 from app import editing as E
+from app.access import html_text, safe_filename, unique_filenames
 from app.editing import Doc, EditError, History
 from app.figures import Activations, View, timeline_figure, waveform_window, MAX_POINTS
 from app.insight import next_place, unsure_places
-from app.workspace import PEAK_BLOCK, Meeting, Workspace, new_session_id, valid_session_id
+from app.lane import FairLock
+from app.models import served_model, served_models
+from app.workspace import PEAK_BLOCK, Meeting, Workspace, file_url
 from core.errors import AudioError, ModelError, PixitError
 
 log = logging.getLogger("pixit.app")
@@ -50,6 +53,12 @@ class Settings:
     params: dict | None = None  # core.pipeline.PipelineParams fields (None: those tuned for the model, its params.json)
     train_overrides: dict | None = None  # extra core.training.TrainConfig fields for "Retrain"
     demo_dir: Path | None = None  # where the demo meeting (a wav + its rttm) lives; None: assets/demo
+    model_dirs: tuple = ()  # folders whose model subfolders users may pick or type by name (--models)
+    max_retrain_steps: int = 1000  # one session cannot hold the model slot longer than this
+    max_sessions: int = 200  # sessions held in memory at once (app/registry.py)
+    session_idle_minutes: float = 30.0  # an unused session's memory is freed after this (files stay)
+    max_events_per_session: int = 8  # requests of one session waiting or running (app/middleware.py)
+    max_jobs_per_session: int = 1  # model jobs (run, retrain, track export) of one session at once
 
 
 # ------------------------------------------------------------------ models (shared by all sessions)
@@ -137,7 +146,7 @@ class Session:
         self.settings = settings
         self.ws = Workspace(settings.root, sid)
         self.sid = sid
-        self.lock = threading.RLock()
+        self.lock = FairLock()  # one request at a time, in arrival order (app/lane.py)
         self.stop = threading.Event()
         self.busy: str | None = None
         self.meeting: Meeting | None = None
@@ -157,6 +166,13 @@ class Session:
                 self.open_meeting(mid)
             except PixitError:
                 pass
+
+    def close(self) -> None:
+        """Free what the session holds in memory (app/registry.py drops idle sessions) and delete
+        its temporary clips; the workspace folder stays for its owner."""
+        self.meeting, self.history, self.run = None, None, None
+        self._peaks, self._wave_cache = None, {}
+        self.ws.drop_clips()
 
     # -------------------------------------------------------------- meetings
     @property
@@ -265,9 +281,11 @@ class Session:
     # -------------------------------------------------------------- model runs
     @staticmethod
     def startup_choices(settings: Settings) -> list[tuple[str, str]]:
+        """The model list before a session is known. Values are names, never server paths."""
         model = settings.model or "default"
         shown = "default (shipped)" if model == "default" else f"startup model ({Path(model).name})"
-        return [(shown, model)]
+        return [(shown, "startup")] + [(f"{p.name} (server models)", f"models:{p.name}")
+                                       for p in served_models(settings)]
 
     def model_choices(self) -> list[tuple[str, str]]:
         choices = self.startup_choices(self.settings)
@@ -275,18 +293,27 @@ class Session:
             choices.append((f"{v['id']} (retrained {time.strftime('%H:%M', time.localtime(v['created']))})", f"version:{v['id']}"))
         return choices
 
-    def resolve_model(self, choice: str | None, path: str | None = None) -> tuple[str, str]:
-        """(model folder or name, human label) for a dropdown choice or a typed folder path."""
-        if path and str(path).strip():
-            p = Path(str(path).strip()).expanduser()
-            if not (p / "config.json").is_file():
-                raise ModelError(f"{p}: not a model folder (no config.json)")
-            return str(p), str(p)
-        choice = choice or self.settings.model
-        if str(choice).startswith("version:"):
+    def resolve_model(self, choice: str | None, typed: str | None = None) -> tuple[str, str]:
+        """(model folder or name, human label) for a dropdown choice, or for a model folder typed
+        by name. Only the startup model, this session's versions and the folders of the server's
+        --models directories can be named: a typed server path is refused in the same words
+        whether or not it exists (the box is no probe of the server's disk)."""
+        if typed and str(typed).strip():
+            found = served_model(self.settings, str(typed).strip())
+            if found is None:
+                raise ModelError("not one of this server's model folders: pick a model in the list, or type the "
+                                 "name of a folder the server offers (pixit app --models DIR)")
+            return str(found), found.name
+        choice = str(choice or "startup")
+        if choice == "startup":
+            model = self.settings.model or "default"
+            return model, "default" if model == "default" else Path(model).name
+        if choice.startswith("version:"):
             v = self.ws.version(choice.split(":", 1)[1])
             return v["path"], v["id"]
-        return str(choice), "default" if choice == "default" else Path(str(choice)).name
+        if choice.startswith("models:") and (found := served_model(self.settings, choice[7:])) is not None:
+            return str(found), found.name
+        raise ModelError("unknown model choice: pick one in the list")
 
     def run_model(self, model: str, model_label: str, num_speakers=None, min_speakers=None, max_speakers=None,
                   progress=None, should_stop=None) -> str:
@@ -506,7 +533,7 @@ class Session:
             raise PixitError(f"{Path(path).name}: holds {len(anns)} recordings and none is '{m.uri}'")
         segs = [(s.start, s.end, lab) for s, _, lab in ann.itertracks(yield_label=True)]
         doc = self.doc
-        labels = sorted({lab for *_, lab in segs})
+        labels = sorted({E.check_speaker(lab) for *_, lab in segs})
         new = E._with(E.new_doc(m.duration, segs, speakers=labels), reviewed=doc.reviewed,
                       next_id=doc.next_id + len(segs) + 1, aliases=doc.aliases)
         # keep ids unique across undo: renumber from next_id
@@ -679,17 +706,21 @@ class Session:
             x = x * (0.99 / peak)
         path = self.ws.clip_path()
         sf.write(path, x, 16000, subtype="PCM_16")
-        return {"url": f"/gradio_api/file={path}", "start": round(t0, 3), "end": round(t1, 3),
-                "title": f"{title}, {t0:.2f}-{t1:.2f} s", "source": source or "mixture"}
+        return {"url": file_url(path, "clip"), "start": round(t0, 3), "end": round(t1, 3),
+                "title": html_text(f"{title}, {t0:.2f}-{t1:.2f} s"), "source": source or "mixture"}
 
     # -------------------------------------------------------------- export
+    def _export_file(self, suffix: str) -> Path:
+        """exports/<meeting uri><suffix>: served to this session only, as /pixit/export/<name>."""
+        return self.ws.export_dir() / f"{safe_filename(self.meeting.uri, 'recording')}{suffix}"
+
     def export_rttm(self) -> Path:
         from core.annotation import rttm_text
 
         m = self.meeting
         if m is None or self.history is None:
             raise PixitError("open a meeting first")
-        path = self.ws.export_dir() / f"{m.uri}.rttm"
+        path = self._export_file(".rttm")
         from core.fileio import atomic_write_text
 
         atomic_write_text(path, rttm_text(to_annotation(self.doc, m.uri), m.uri))
@@ -701,7 +732,7 @@ class Session:
         m = self.meeting
         if m is None or self.history is None:
             raise PixitError("open a meeting first")
-        path = self.ws.export_dir() / f"{m.uri}.uem"
+        path = self._export_file(".uem")
         atomic_write_text(path, "".join(f"{m.uri} 1 {a:.3f} {b:.3f}\n" for a, b in self.doc.reviewed))
         return path
 
@@ -716,7 +747,7 @@ class Session:
             w.writerow([f"{s.start:.3f}", f"{s.end:.3f}", f"{s.duration:.3f}", s.speaker])
         from core.fileio import atomic_write_text
 
-        path = self.ws.export_dir() / f"{m.uri}_segments.csv"
+        path = self._export_file("_segments.csv")
         atomic_write_text(path, buf.getvalue())
         return path
 
@@ -729,9 +760,11 @@ class Session:
             raise PixitError("open a meeting first")
         if self.run is None or self.run.sources is None:
             raise PixitError("run the model first: the separated tracks come from it")
-        path = self.ws.export_dir() / f"{m.uri}_tracks.zip"
+        uri = safe_filename(m.uri, "recording")
+        path = self._export_file("_tracks.zip")
         tmp = path.with_suffix(".zip.tmp")
         labels = self.run.info["labels"]
+        names = unique_filenames(self.doc.speakers)  # a speaker called '../../x' is 'x.wav' here
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
             for spk in self.doc.speakers:
                 idx = [labels.index(c) for c in self.doc.tracks_of(spk) if c in labels]
@@ -740,8 +773,8 @@ class Session:
                 x = np.asarray(self.run.sources[:, idx], np.float32).sum(axis=1)
                 buf = io.BytesIO()
                 sf.write(buf, np.clip(x, -1, 1), 16000, format="WAV", subtype="PCM_16")
-                z.writestr(f"{m.uri}/{spk}.wav", buf.getvalue())
-            z.writestr(f"{m.uri}.rttm", self.export_rttm().read_text())
+                z.writestr(f"{uri}/{names[spk]}.wav", buf.getvalue())
+            z.writestr(f"{uri}.rttm", self.export_rttm().read_text())
         tmp.replace(path)
         return path
 
@@ -795,8 +828,9 @@ class Session:
             raise PixitError("open a meeting first")
         if not (0.0 < heldout < 0.9):
             raise PixitError("held-out fraction must be between 0 and 0.9")
-        if not (1 <= int(steps) <= 100000):
-            raise PixitError("steps must be between 1 and 100000")
+        cap = int(self.settings.max_retrain_steps)
+        if not (1 <= int(steps) <= cap):
+            raise PixitError(f"steps must be between 1 and {cap} on this server (pixit app --max-retrain-steps)")
         if not (0 < float(lr) < 1):
             raise PixitError("learning rate must be between 0 and 1")
         vid, vdir = self.ws.new_version_dir()
@@ -913,28 +947,3 @@ def train_config(cls, lr: float, steps: int, **extra):
             break
     return cls(**kw)
 
-
-# ------------------------------------------------------------------ session registry
-class Sessions:
-    """Sessions by id; API clients without a browser id get one per gradio session hash."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self._by_id: dict[str, Session] = {}
-        self._by_hash: dict[str, str] = {}
-        self._lock = threading.Lock()
-
-    def get(self, sid: str | None, session_hash: str | None = None) -> Session:
-        with self._lock:
-            if not valid_session_id(sid):
-                sid = self._by_hash.get(session_hash or "")
-                if sid is None:
-                    sid = new_session_id()
-                    if session_hash:
-                        self._by_hash[session_hash] = sid
-            s = self._by_id.get(sid)
-            if s is None:
-                s = self._by_id[sid] = Session(self.settings, sid)
-            if session_hash:
-                self._by_hash[session_hash] = sid
-            return s

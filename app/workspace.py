@@ -2,14 +2,16 @@
 
 Layout (every name below is generated here; an uploaded file's name is only ever displayed):
 
-    <root>/<session id>/session.json          current meeting, created
-    <root>/<session id>/meetings/<mid>/meta.json, audio.wav, peaks.npy, edits.json,
+    <root>/<workspace id>/session.json          current meeting, created
+    <root>/<workspace id>/meetings/<mid>/meta.json, audio.wav, peaks.npy, edits.json,
                                       runs/<rid>/run.json, segments.json, activations.npy, sources.npy
-    <root>/<session id>/models/versions.json, models/<vid>/...   (retrained versions)
-    <root>/.clips/<session id>/<random>.wav   short audio clips served to the browser
+    <root>/<workspace id>/models/versions.json, models/<vid>/...   (retrained versions)
+    <root>/<workspace id>/exports/<uri>.rttm, .uem, _segments.csv, _tracks.zip
+    <root>/.clips/<workspace id>/<random>.wav   short audio clips (temporary: newest 20 kept)
 
-Session ids are 32 hex characters (128 random bits): they are the only thing a browser keeps,
-and they are checked against that pattern before they name a folder.
+A workspace id is 32 hex characters, a one-way hash of the session's cookie token
+(app/access.py): it names a folder but is no credential. Folders are made when something is
+first stored, so a visitor who stores nothing leaves nothing on disk.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from core.fileio import atomic_write_json
 
 SID_RE = re.compile(r"^[0-9a-f]{32}$")
 ID_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
+SERVED_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 PEAK_BLOCK = 256  # samples per min/max pair of the stored overview (16 ms at 16 kHz)
 
 
@@ -157,10 +160,7 @@ class Workspace:
         self.root = Path(root)
         self.sid = sid
         self.path = self.root / sid
-        (self.path / "meetings").mkdir(parents=True, exist_ok=True)
-        (self.path / "models").mkdir(parents=True, exist_ok=True)
         self.clips = self.root / ".clips" / sid
-        self.clips.mkdir(parents=True, exist_ok=True)
 
     # ---- session metadata
     def state(self) -> dict:
@@ -201,7 +201,8 @@ class Workspace:
 
     def meetings(self) -> list[Meeting]:
         out = []
-        for d in (self.path / "meetings").iterdir():
+        folder = self.path / "meetings"
+        for d in (folder.iterdir() if folder.is_dir() else ()):
             meta = _read_json(d / "meta.json")
             if meta:
                 out.append(Meeting(d.name, d, meta))
@@ -231,9 +232,10 @@ class Workspace:
                 return v
         raise PixitError(f"no model version {vid!r} in this workspace")
 
-    # ---- clips
+    # ---- files served to the session (app/middleware.py: /pixit/clip/<name>, /pixit/export/<name>)
     def clip_path(self) -> Path:
         """A fresh file name for a served clip; keeps only the newest 20 clips."""
+        self.clips.mkdir(parents=True, exist_ok=True)
         old = sorted(self.clips.glob("*.wav"), key=lambda p: p.stat().st_mtime)
         for p in old[:-19]:
             try:
@@ -244,28 +246,25 @@ class Workspace:
 
     def export_dir(self) -> Path:
         d = self.path / "exports"
-        d.mkdir(exist_ok=True)
+        d.mkdir(parents=True, exist_ok=True)
         return d
 
+    def served_file(self, kind: str, name: str) -> Path | None:
+        """The file a /pixit/<kind>/<name> URL names in this workspace, or None: only a plain
+        file name, only inside this workspace's clip or export folder."""
+        folder = {"clip": self.clips, "export": self.path / "exports"}.get(kind)
+        if folder is None or not SERVED_RE.match(name or "") or name.startswith("."):
+            return None
+        path = folder / name
+        ok = path.is_file() and not path.is_symlink() and path.parent.resolve() == folder.resolve()
+        return path if ok else None
 
-def browser_secret(root: str | Path) -> str:
-    """A secret kept in the workspace root so that a restarted server can still read the session id
-    the browser stored (gr.BrowserState encrypts with it)."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / ".browser_secret"
-    try:
-        text = path.read_text().strip()
-        if len(text) >= 16:
-            return text
-    except OSError:
-        pass
-    text = secrets.token_hex(16)
-    from core.fileio import atomic_write_text
+    def drop_clips(self) -> None:
+        """Delete the temporary clips (when the session's state is freed)."""
+        shutil.rmtree(self.clips, ignore_errors=True)
 
-    atomic_write_text(path, text)
-    try:
-        os.chmod(path, 0o600)
-    except OSError:
-        pass
-    return text
+
+def file_url(path: Path, kind: str) -> str:
+    """The URL of a served file: the kind and the file name, never a session or a server path."""
+    return f"/pixit/{kind}/{Path(path).name}"
+

@@ -26,7 +26,7 @@ def audio_info(path: str | os.PathLike) -> tuple[float, int, int]:
     try:
         info = sf.info(str(path))
     except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / OSError
-        raise AudioError(f"{Path(path).name}: cannot read audio ({_reason(exc)})") from None
+        raise AudioError(f"{Path(path).name}: cannot read audio ({_reason(exc, path)})") from None
     return info.frames / info.samplerate, info.samplerate, info.channels
 
 
@@ -41,7 +41,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:
-        raise AudioError(f"{name}: cannot read audio ({_reason(exc)})") from None
+        raise AudioError(f"{name}: cannot read audio ({_reason(exc, path)})") from None
     return prepare_waveform(data, sr, sample_rate, name=name)
 
 
@@ -80,5 +80,8 @@ def save_audio(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int =
             os.unlink(tmp)
 
 
-def _reason(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def _reason(exc: Exception, path: str | os.PathLike) -> str:
+    """The first line of a reader's error, naming the file as the user did (its name), never
+    by the folder it sits in (a server's temporary upload folder, say)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.replace(str(path), Path(path).name)

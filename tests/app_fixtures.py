@@ -126,3 +126,65 @@ def served(settings, download_dir: str | Path):
         yield demo, url, Client(url, verbose=False, download_files=str(download_dir))
     finally:
         demo.close()
+
+
+# ------------------------------------------------------------------ the raw Gradio protocol (httpx)
+def visit(url: str) -> dict:
+    """The cookies a new visitor gets from the server (what a browser or gradio_client receives
+    with the app's config before calling anything)."""
+    import httpx
+
+    return dict(httpx.get(url.rstrip("/") + "/config", timeout=30).cookies)
+
+
+def find_fn(demo, name: str):
+    """The event of `demo` whose Python function is called `name`."""
+    for fn in demo.fns.values():
+        if getattr(fn.fn, "__name__", None) == name:
+            return fn
+    raise KeyError(name)
+
+
+def raw_call(url: str, cookies: dict | None, session_hash: str, fn, *values, timeout: float = 60.0) -> dict:
+    """Join the queue for `fn` as a hand-written client would, then read its result from the
+    event stream. Returns {"status": HTTP status of the join, "success": bool, "output": ...}."""
+    import json
+
+    import gradio as gr
+    import httpx
+
+    base = url.rstrip("/") + "/gradio_api"
+    vals = iter(values)
+    data = [None if isinstance(b, gr.State) else next(vals, None) for b in fn.inputs]
+    body = {"data": data, "fn_index": fn._id, "session_hash": session_hash, "event_data": None, "trigger_id": None}
+    r = httpx.post(base + "/queue/join", json=body, cookies=cookies, timeout=timeout)
+    if r.status_code != 200:
+        return {"status": r.status_code, "success": False, "output": r.text}
+    event_id = r.json()["event_id"]
+    with httpx.stream("GET", base + "/queue/data", params={"session_hash": session_hash}, cookies=cookies,
+                      timeout=timeout) as stream:
+        if stream.status_code != 200:
+            return {"status": stream.status_code, "success": False, "output": stream.read().decode()}
+        for line in stream.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            msg = json.loads(line[5:])
+            if msg.get("event_id") == event_id and msg.get("msg") == "process_completed":
+                return {"status": 200, "success": bool(msg.get("success")), "output": msg.get("output")}
+    return {"status": 200, "success": False, "output": "no result"}
+
+
+def raw_upload(url: str, cookies: dict | None, path: str | Path) -> list[str]:
+    """POST a file to Gradio's upload route; returns the server paths it answers with."""
+    import httpx
+
+    with open(path, "rb") as fh:
+        r = httpx.post(url.rstrip("/") + "/gradio_api/upload", files={"files": (Path(path).name, fh)},
+                       cookies=cookies, timeout=60)
+    r.raise_for_status()
+    return r.json()
+
+
+def file_data(path: str) -> dict:
+    """A file input value naming a server path (as a client would send it back)."""
+    return {"path": path, "orig_name": Path(path).name, "meta": {"_type": "gradio.FileData"}}

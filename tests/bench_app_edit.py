@@ -38,6 +38,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from app_fixtures import long_waveform, served, synthetic_result
+    from app.access import COOKIE
     from app.main import render_view
     from app.session import Session, Settings
     from app.workspace import new_session_id
@@ -112,8 +113,7 @@ def main(argv=None) -> int:
             registry = demo.pixit_registry
             client.predict(api_name="/refresh")  # creates this client's session
             # attach the client's session to the benchmark meeting
-            sid = registry._by_hash[client.session_hash]
-            C = registry._by_id[sid]
+            C = registry.get(client.cookies[COOKIE])
             C.ws = S.ws
             C.open_meeting(S.meeting.id)
             C.whole()

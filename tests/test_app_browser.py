@@ -144,7 +144,7 @@ def test_demo_run_edit_listen_export(page, server, shots):
     expect(page.locator("#compare_player .pp-title")).to_contain_text("separated", timeout=15_000)
     audio = page.locator("#compare_player audio")
     src = audio.get_attribute("src")
-    assert src and src.startswith("/gradio_api/file=")
+    assert src and src.startswith("/pixit/clip/")
     audio.evaluate("a => a.play()")
     page.wait_for_function("() => document.querySelector('#compare_player audio').currentTime > 0.2",
                            timeout=15_000)
@@ -176,7 +176,7 @@ def test_demo_run_edit_listen_export(page, server, shots):
     # export the corrected RTTM
     page.get_by_role("tab", name="Import / Export").click()
     page.locator("#export_btn").click()
-    link = page.locator("#exports tr", has_text=".rttm").locator("a").first
+    link = page.locator("#exports a", has_text=".rttm").first
     expect(link).to_be_visible(timeout=15_000)
     with page.expect_download() as dl:
         link.click()

@@ -3,8 +3,8 @@ and the real pipeline and training code (module-scoped server: launched once).""
 
 import time
 import urllib.request
-from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import soundfile as sf
@@ -13,6 +13,7 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import handle_file  # noqa: E402
 
 from app_fixtures import served, synthetic_meeting, tiny_model  # noqa: E402
+from app.access import COOKIE  # noqa: E402
 from app.session import Settings  # noqa: E402
 
 # positions of the VIEW outputs (see app/main.py)
@@ -75,7 +76,7 @@ def test_upload_run_and_progress(app):
     c = app["client"]
     out = c.predict(handle_file(str(app["meeting"]["audio"])), api_name="/upload_meeting")
     assert "Run model" in out[STATUS] and "0:20.0" in out[SUMMARY]
-    job = c.submit(str(app["settings"].model), "", "fixed", 2, 1, 4, api_name="/run_model")
+    job = c.submit("startup", "", "fixed", 2, 1, 4, api_name="/run_model")
     seen = set()
     while not job.done():
         st = job.status()
@@ -103,7 +104,7 @@ def test_select_edit_validation_undo_redo(app):
     out = c.predict(seg_id, api_name="/select_segment")
     assert f"#{seg_id}" in out[SEL_INFO]
     player = out[-1]
-    assert player["url"].startswith("/gradio_api/file=") and player["end"] > player["start"]
+    assert player["url"].startswith("/pixit/clip/") and player["end"] > player["start"]
     before = rows(c.predict(api_name="/refresh"))
     # end before start: a clear message and nothing changes
     with pytest.raises(Exception, match="must be after start"):
@@ -159,8 +160,7 @@ def test_shortcut_endpoint_and_speaker_ops(app):
 def test_listen_and_compare(app):
     c = app["client"]
     p = c.predict("mixture", api_name="/play")
-    with urllib.request.urlopen(app["url"].rstrip("/") + p["url"]) as r:
-        data = r.read()
+    data = httpx.get(app["url"].rstrip("/") + p["url"], cookies=c.cookies).content  # the session's cookie
     assert data[:4] == b"RIFF"
     a, b = c.predict("alice", api_name="/compare")
     assert (a["start"], a["end"]) == (b["start"], b["end"]) and "alice" in b["title"]
@@ -187,21 +187,22 @@ def test_import_malformed_rttm_keeps_edits(app):
 def test_export(app):
     c = app["client"]
     c.predict(0.0, 20.0, api_name="/mark_reviewed")
-    files, msg = c.predict(api_name="/export")
-    names = sorted(Path(f).name for f in files)
-    assert names == ["meeting.rttm", "meeting.uem", "meeting_segments.csv"]
-    rttm = Path([f for f in files if f.endswith(".rttm")][0]).read_text()
-    assert rttm.startswith("SPEAKER meeting 1 ") and "alice" in rttm
-    assert Path([f for f in files if f.endswith(".uem")][0]).read_text() == "meeting 1 0.000 20.000\n"
+    files, msg = c.predict(api_name="/export")  # [{name, url, size}]: download with the session's cookie
+    assert sorted(f["name"] for f in files) == ["meeting.rttm", "meeting.uem", "meeting_segments.csv"]
+    text = {f["name"]: httpx.get(app["url"].rstrip("/") + f["url"], cookies=c.cookies).text for f in files}
+    assert text["meeting.rttm"].startswith("SPEAKER meeting 1 ") and "alice" in text["meeting.rttm"]
+    assert text["meeting.uem"] == "meeting 1 0.000 20.000\n"
     files, _ = c.predict(api_name="/export_tracks")
+    import io
     import zipfile
 
-    assert any(n.endswith("alice.wav") for n in zipfile.ZipFile(files[0]).namelist())
+    data = httpx.get(app["url"].rstrip("/") + files[0]["url"], cookies=c.cookies).content
+    assert any(n.endswith("alice.wav") for n in zipfile.ZipFile(io.BytesIO(data)).namelist())
 
 
 def test_retrain_then_version_is_selectable(app):
     c = app["client"]
-    job = c.submit(str(app["settings"].model), "", 1e-4, 2, 20, api_name="/retrain")
+    job = c.submit("startup", "", 1e-4, 2, 20, api_name="/retrain")
     outs = job.outputs() if job.result() is not None else None
     out = outs[-1]
     note, table = out[-2], out[-1]
@@ -220,7 +221,7 @@ def test_stop_really_stops_a_run(app):
     wav = app["tmp"] / "long.wav"
     sf.write(wav, long_waveform(600.0), 16000, subtype="PCM_16")
     c.predict(handle_file(str(wav)), api_name="/upload_meeting")
-    job = c.submit(str(app["settings"].model), "", "auto", 2, 1, 4, api_name="/run_model")
+    job = c.submit("startup", "", "auto", 2, 1, 4, api_name="/run_model")
     deadline = time.time() + 60
     while time.time() < deadline and not job.done():
         st = job.status()
@@ -242,9 +243,8 @@ def test_two_clients_have_separate_workspaces(app):
     out = other.predict(api_name="/refresh")
     assert "No meeting open" in out[SUMMARY]
     reg = app["demo"].pixit_registry
-    a = reg._by_hash[app["client"].session_hash]
-    b = reg._by_hash[other.session_hash]
-    assert a != b and reg._by_id[a].ws.path != reg._by_id[b].ws.path
+    a, b = reg.get(app["client"].cookies[COOKIE]), reg.get(other.cookies[COOKIE])
+    assert a is not b and a.ws.path != b.ws.path
 
 
 def test_retrain_without_corrections_is_refused(app):
@@ -255,7 +255,7 @@ def test_retrain_without_corrections_is_refused(app):
     sf.write(wav, 0.1 * np.random.default_rng(0).standard_normal(16000 * 3).astype(np.float32), 16000)
     other.predict(handle_file(str(wav)), api_name="/upload_meeting")
     with pytest.raises(Exception, match="no corrected meeting"):
-        other.predict(str(app["settings"].model), "", 1e-4, 2, 20, api_name="/retrain")
+        other.predict("startup", "", 1e-4, 2, 20, api_name="/retrain")
 
 
 def test_cli_serves_on_localhost(tmp_path, app):
@@ -297,8 +297,9 @@ def test_cli_serves_on_localhost(tmp_path, app):
 
 def test_stop_cancels_retraining(app):
     c = app["client"]
-    n_before = len(app["demo"].pixit_registry._by_id[app["demo"].pixit_registry._by_hash[c.session_hash]].ws.versions())
-    job = c.submit(str(app["settings"].model), "", 1e-4, 5000, 20, api_name="/retrain")
+    S = app["demo"].pixit_registry.get(c.cookies[COOKIE])
+    n_before = len(S.ws.versions())
+    job = c.submit("startup", "", 1e-4, app["settings"].max_retrain_steps, 20, api_name="/retrain")
     deadline = time.time() + 120
     while time.time() < deadline and not job.done():
         st = job.status()
@@ -310,5 +311,4 @@ def test_stop_cancels_retraining(app):
     out = job.outputs()[-1] if job.result() is not None else None
     assert time.time() - t < 20
     assert "stopped" in out[-2]
-    S = app["demo"].pixit_registry._by_id[app["demo"].pixit_registry._by_hash[c.session_hash]]
     assert len(S.ws.versions()) == n_before
