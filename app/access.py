@@ -26,6 +26,7 @@ from typing import Iterator
 from core.errors import PixitError
 
 COOKIE = "pixit_session"
+TICKET = "pixit_ticket"  # request.state field: the request's place in its session's order (app/lane.py)
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
 COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest browsers keep a cookie: a reload or a restart restores the work
 
@@ -50,6 +51,11 @@ def token_of(request) -> str | None:
     except AttributeError:
         return None
     return token if valid_token(token) else None
+
+
+def ticket_of(request) -> int | None:
+    """The arrival number the middleware gave a request (None when it gave none)."""
+    return getattr(getattr(request, "state", None), TICKET, None)
 
 
 def cookie_header(token: str, secure: bool) -> bytes:
@@ -94,13 +100,15 @@ class Access:
     - grants: the files Gradio stored for a session (its uploads), by workspace id, so that a path
       another session learnt is neither downloadable nor accepted as an input;
     - bindings: each gradio session hash belongs to the token that first used it, so knowing
-      someone's session hash (it travels in URLs) does not let you read their event stream.
+      someone's session hash (it travels in URLs) does not let you read their event stream;
+    - tickets: each session's requests numbered in arrival order (app/lane.py).
     """
 
     def __init__(self, max_owners: int = 5000, files_per_owner: int = 64, max_hashes: int = 20000):
         self._lock = threading.Lock()
         self._grants = _Bounded(max_owners)
         self._hashes = _Bounded(max_hashes)
+        self._tickets = _Bounded(max_owners)
         self.files_per_owner = files_per_owner
 
     # ---- files Gradio stored for a session
@@ -149,10 +157,18 @@ class Access:
                 return True
             return owner == token
 
+    # ---- arrival order of a session's requests
+    def ticket(self, token: str) -> int:
+        with self._lock:
+            n = self._tickets.get(token, 0)
+            self._tickets.put(token, n + 1)
+            return n
+
     def sizes(self) -> dict[str, int]:
         """How much is remembered (for the load test)."""
         with self._lock:
-            return {"sessions_with_uploads": len(self._grants), "session_hashes": len(self._hashes)}
+            return {"sessions_with_uploads": len(self._grants), "session_hashes": len(self._hashes),
+                    "ticket_counters": len(self._tickets)}
 
 
 def _norm(path) -> str:
@@ -192,8 +208,9 @@ def html_text(text: str) -> str:
 def safe_filename(name: str, fallback: str = "file") -> str:
     """A user string (a speaker name, a meeting name) reduced to a single safe path component:
     letters, digits, '.', '-', '_' only, no leading dot, at most 64 characters."""
-    base = re.sub(r"[^\w.\-]+", "_", str(name or ""), flags=re.UNICODE).lstrip(".")[:64]
-    return base if base.strip("_") else fallback
+    parts = [p for p in re.split(r"[\\/]+", str(name or "")) if p not in ("", ".", "..")]
+    base = re.sub(r"[^\w.\-]+", "_", "_".join(parts)).lstrip(".")[:64]
+    return base if base.strip("_.-") else fallback
 
 
 def unique_filenames(names) -> dict[str, str]:

@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 
 from starlette.middleware import Middleware  # noqa: E402
 
-from app.access import Access, public_message, token_of  # noqa: E402
+from app.access import Access, public_message, ticket_of, token_of  # noqa: E402
 from app.figures import FigureJSON  # noqa: E402
 from app.middleware import Limits, SessionMiddleware  # noqa: E402
 from app.registry import Sessions  # noqa: E402
@@ -229,11 +229,20 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
     registry = Sessions(settings)
     access = Access()
 
-    def sess(request) -> Session:
+    @contextlib.contextmanager
+    def session_of(request):
+        """The asking session (from its cookie), kept in memory while the request is handled."""
         token = token_of(request)
-        if token is None:  # the middleware refuses such requests; a Blocks mounted without it lands here
-            raise PixitError("no session cookie: reload the page")
-        return registry.get(token)
+        try:
+            if token is None:  # the middleware refuses such requests; a Blocks mounted without it lands here
+                raise PixitError("no session cookie: reload the page")
+            S = registry.checkout(token)
+        except PixitError as exc:
+            raise gr.Error(public_message(exc), duration=10) from None
+        try:
+            yield S
+        finally:
+            registry.release(S)
 
     # Gradio deletes its temporary files (uploads nobody used) older than an hour, every 10 minutes
     with gr.Blocks(title="PixIT Workbench", delete_cache=(600, 3600)) as demo:
@@ -369,7 +378,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                                                      label="Before / after on the held-out part")
         bridge = gr.HTML("", visible="hidden", js_on_load=BRIDGE_JS, elem_id="bridge")
 
-        # a session's edits and shortcuts run one at a time in arrival order (its FairLock, held by
+        # a session's edits and shortcuts run one at a time in arrival order (its Lane, entered by
         # `guard`); sessions do not wait for each other (up to 16 edits of different sessions at once)
         EDIT_QUEUE = {"concurrency_id": "edit", "concurrency_limit": 16, "show_progress": "hidden"}
 
@@ -398,8 +407,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             def wrapped(*args):
                 *values, request = args
                 try:
-                    S = sess(request)
-                    with S.lock:
+                    with session_of(request) as S, S.lock.turn(ticket_of(request)):
                         return fn(S, *values)
                 except gr.Error:
                     raise
@@ -470,16 +478,17 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             return {}
 
         def run_model(model_choice, model_folder, mode, n, lo, hi, request: gr.Request, progress=gr.Progress()):
-            try:
-                S = sess(request)
-                model, label = S.resolve_model(model_choice, model_folder)
-                kw = speaker_kwargs(mode, n, lo, hi)
-                if S.meeting is None:
-                    raise PixitError("open a meeting first (upload one or click 'Open demo meeting')")
-            except PixitError as exc:
-                raise gr.Error(public_message(exc), duration=8) from None
-            S.stop.clear()
-            S.busy = "run"
+            with session_of(request) as S:
+                S.lock.skip(ticket_of(request))  # a job takes no turn: the session's edits go on meanwhile
+                try:
+                    model, label = S.resolve_model(model_choice, model_folder)
+                    kw = speaker_kwargs(mode, n, lo, hi)
+                    if S.meeting is None:
+                        raise PixitError("open a meeting first (upload one or click 'Open demo meeting')")
+                except PixitError as exc:
+                    raise gr.Error(public_message(exc), duration=8) from None
+                S.stop.clear()
+                S.busy = "run"  # keeps the session in memory until the job has ended (app/registry.py)
             skip = tuple(gr.skip() for _ in VIEW + LISTS + PLAYERS)
             job = Job(lambda p, st: S.run_model(model, label, progress=p, should_stop=st, **kw), S.stop)
             with _background_job(S, job, "the model run"):
@@ -764,21 +773,22 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
 
         # ------------------------------------------------------------------ retrain
         def retrain(model_choice, model_folder, lr_, steps_, heldout_, request: gr.Request, progress=gr.Progress()):
-            try:
-                S = sess(request)
-                if S.meeting is None:
-                    raise PixitError("open a meeting first")
-                if not S.corrected_meetings():
-                    raise PixitError("no corrected meeting yet: review part of a meeting, mark it as reviewed "
-                                     "(Edit tab > 'Mark view as reviewed' or key R), then retrain")
-                model, label = S.resolve_model(model_choice, model_folder)
-                lr_v, steps_v, held = float(lr_), int(steps_), float(heldout_) / 100.0
-            except (TypeError, ValueError):
-                raise gr.Error("learning rate and steps must be numbers") from None
-            except PixitError as exc:
-                raise gr.Error(public_message(exc), duration=10) from None
-            S.stop.clear()
-            S.busy = "retrain"
+            with session_of(request) as S:
+                S.lock.skip(ticket_of(request))
+                try:
+                    if S.meeting is None:
+                        raise PixitError("open a meeting first")
+                    if not S.corrected_meetings():
+                        raise PixitError("no corrected meeting yet: review part of a meeting, mark it as reviewed "
+                                         "(Edit tab > 'Mark view as reviewed' or key R), then retrain")
+                    model, label = S.resolve_model(model_choice, model_folder)
+                    lr_v, steps_v, held = float(lr_), int(steps_), float(heldout_) / 100.0
+                except (TypeError, ValueError):
+                    raise gr.Error("learning rate and steps must be numbers") from None
+                except PixitError as exc:
+                    raise gr.Error(public_message(exc), duration=10) from None
+                S.stop.clear()
+                S.busy = "retrain"  # keeps the session in memory until the job has ended
             outs = VIEW + LISTS + PLAYERS + [retrain_note, retrain_table]
             skip = [gr.skip() for _ in outs]
             job = Job(lambda p, st: S.retrain(model, label, lr_v, steps_v, held, progress=p, should_stop=st), S.stop)

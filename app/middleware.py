@@ -11,7 +11,9 @@ What it guarantees, request by request:
 - the app's own files (`/pixit/clip/<name>`, `/pixit/export/<name>`) come from the asking
   session's folders only: the URL names a file, never a session or a server path;
 - a session may have at most `Limits.events` events queued or running, and at most
-  `Limits.jobs` model jobs (run, retrain, track export): further ones are refused (429).
+  `Limits.jobs` model jobs (run, retrain, track export): further ones are refused (429);
+- each admitted event gets its session's next arrival number (`request.state.pixit_ticket`),
+  by which the session's Lane lets requests in (app/lane.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from urllib.parse import parse_qs
 
 from starlette.responses import FileResponse, JSONResponse
 
-from app.access import COOKIE, Access, cookie_header, new_token, token_of, valid_token, workspace_id
+from app.access import COOKIE, TICKET, Access, cookie_header, new_token, token_of, valid_token, workspace_id
 from app.workspace import Workspace
 
 PAGES = {"/", "/config", "/config/"}
@@ -98,6 +100,7 @@ class SessionMiddleware:
             reason = self._admit(scope, token, join.group(1), _json(body))
             if reason:
                 return await _refuse(scope, receive, send, 429, reason)
+            scope.setdefault("state", {})[TICKET] = self.access.ticket(token)
         if path.rstrip("/") == "/gradio_api/upload" and scope["method"] == "POST":
             send = self._granting(send, token)
         return await self.app(scope, receive, send)

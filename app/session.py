@@ -26,7 +26,7 @@ from app.access import html_text, safe_filename, unique_filenames
 from app.editing import Doc, EditError, History
 from app.figures import Activations, View, timeline_figure, waveform_window, MAX_POINTS
 from app.insight import next_place, unsure_places
-from app.lane import FairLock
+from app.lane import Lane
 from app.models import served_model, served_models
 from app.workspace import PEAK_BLOCK, Meeting, Workspace, file_url
 from core.errors import AudioError, ModelError, PixitError
@@ -146,7 +146,7 @@ class Session:
         self.settings = settings
         self.ws = Workspace(settings.root, sid)
         self.sid = sid
-        self.lock = FairLock()  # one request at a time, in arrival order (app/lane.py)
+        self.lock = Lane()  # one request at a time, in arrival order (app/lane.py)
         self.stop = threading.Event()
         self.busy: str | None = None
         self.meeting: Meeting | None = None

@@ -8,6 +8,7 @@ Gradio hands out."""
 
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 from app_fixtures import (file_data, find_fn, raw_call, raw_upload, served, synthetic_meeting,  # noqa: E402
                           tiny_model, visit)
+from app.access import COOKIE, workspace_id  # noqa: E402
 from app.session import Settings  # noqa: E402
 
 SUMMARY, TABLE = 2, 12
@@ -165,3 +167,178 @@ def test_no_server_path_reaches_the_client(app):
         answers.append(str(err.value).replace(typed, "<typed>"))
         assert typed not in str(err.value)
     assert answers[0] == answers[1]
+
+
+# ------------------------------------------------------------------ the credential itself
+def test_the_cookie_is_httponly_samesite_and_nowhere_in_the_page(app):
+    r = httpx.get(app["url"])
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith(COOKIE + "=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+    token = r.cookies[COOKIE]
+    assert token not in r.text and token not in httpx.get(app["url"] + "config", cookies=r.cookies).text
+    # a visitor who has one keeps it: the page does not hand out a new one
+    assert "set-cookie" not in httpx.get(app["url"], cookies=r.cookies).headers
+    # the folder of that session is a one-way hash of the token, made only when something is stored
+    assert workspace_id(token) != token and not (app["root"] / workspace_id(token)).exists()
+
+
+def test_requests_without_the_session_cookie_are_refused(app):
+    load = find_fn(app["demo"], "refresh")
+    res = raw_call(app["url"], None, "nocookie0001", load)
+    assert res["status"] == 401 and "no session" in res["output"]
+    assert httpx.get(app["url"] + "gradio_api/info").status_code == 401
+    forged = {COOKIE: "not-a-token"}
+    assert raw_call(app["url"], forged, "nocookie0002", load)["status"] == 401
+
+
+def test_a_session_hash_belongs_to_its_session(app):
+    """The gradio session hash travels in URLs (queue/data, heartbeat): knowing Alice's must not
+    let Mallory read her event stream or spoof her results."""
+    alice, url = app["alice"], app["url"]
+    mallory = visit(url)
+    r = httpx.get(url + "gradio_api/queue/data", params={"session_hash": alice.session_hash}, cookies=mallory)
+    assert r.status_code == 403
+    res = raw_call(url, mallory, alice.session_hash, find_fn(app["demo"], "refresh"))
+    assert res["status"] == 403
+    assert "alice" in str(alice.predict(api_name="/refresh")[TABLE])  # Alice's own still works
+
+
+# ------------------------------------------------------------------ limits
+def test_a_slow_session_does_not_hold_up_another(app):
+    """Edits are ordered per session, not in one global queue: while Alice's session is busy
+    (its lane held here), Mallory's edit goes through; Alice's waits and is then applied."""
+    alice = app["alice"]
+    S = app["demo"].pixit_registry.get(alice.cookies[COOKIE])
+    mallory = Client(app["url"], verbose=False, download_files=False)
+    mallory.predict(handle_file(str(app["meeting"]["audio"])), api_name="/upload_meeting")
+    with S.lock:
+        job = alice.submit(3.0, 4.0, "held", api_name="/add_segment")
+        out = mallory.predict(5.0, 6.0, "free", api_name="/add_segment")
+        assert [r[1] for r in rows(out)] == ["free"]
+        assert not job.done()
+    assert "held" in {r[1] for r in rows(job.result())}
+    alice.predict(api_name="/undo")
+
+
+def test_requests_of_one_session_apply_in_arrival_order(app):
+    """Edits joined back to back (each queued before the next is sent) are applied in that order:
+    the segment ids they get follow it. A session's requests beyond its share of the queue are
+    refused at once with the reason."""
+    alice, url = app["alice"], app["url"]
+    fn = find_fn(app["demo"], "add_segment")
+    cap = app["settings"].max_events_per_session
+    S = app["demo"].pixit_registry.get(alice.cookies[COOKIE])
+    base, sh = url + "gradio_api", "ordered00001"
+    names = []
+    with httpx.Client(cookies=alice.cookies, timeout=60) as h:
+        for batch in range(3):
+            with S.lock:  # the session is busy: everything it sends now waits in its lane
+                for i in range(cap):
+                    name = f"o{batch}{i:02d}"
+                    t = 6.0 + 0.2 * len(names)
+                    body = {"data": [t, t + 0.1, name], "fn_index": fn._id, "session_hash": sh}
+                    assert h.post(base + "/queue/join", json=body).status_code == 200
+                    names.append(name)
+                extra = {"data": [1.0, 1.1, "extra"], "fn_index": fn._id, "session_hash": sh}
+                refused = h.post(base + "/queue/join", json=extra)
+                assert refused.status_code == 429 and "requests waiting or running" in refused.json()["detail"]
+            done = 0
+            with h.stream("GET", base + "/queue/data", params={"session_hash": sh}) as stream:
+                for line in stream.iter_lines():
+                    if line.startswith("data:") and '"process_completed"' in line:
+                        done += 1
+                        if done == cap:
+                            break
+    added = sorted((s for s in S.doc.segments if s.speaker.startswith("o")), key=lambda s: s.id)
+    assert [s.speaker for s in added] == names
+    for _ in names:
+        alice.predict(api_name="/undo")
+
+
+def test_retraining_steps_are_capped(app):
+    alice = app["alice"]
+    alice.predict(0.0, 12.0, api_name="/mark_reviewed")
+    cap = app["settings"].max_retrain_steps
+    with pytest.raises(Exception, match=f"between 1 and {cap}|greater than maximum value {cap}"):
+        alice.predict("startup", "", 1e-4, cap + 1, 20, api_name="/retrain")
+    S = app["demo"].pixit_registry.get(alice.cookies[COOKIE])
+    assert S.ws.versions() == [] and S.busy is None
+    alice.predict(api_name="/undo")
+
+
+def test_one_model_job_per_session_at_a_time(app):
+    """A second model job of a session that has one waiting or running is refused at once (the
+    single model slot is not a queue one session can fill); another session's is not."""
+    from app_fixtures import long_waveform
+    import soundfile as sf
+
+    c = Client(app["url"], verbose=False, download_files=False)
+    wav = app["tmp"] / "long.wav"
+    sf.write(wav, long_waveform(300.0), 16000, subtype="PCM_16")
+    c.predict(handle_file(str(wav)), api_name="/upload_meeting")
+    first = c.submit("startup", "", "auto", 2, 1, 4, api_name="/run_model")
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not (first.status().progress_data or first.done()):
+            time.sleep(0.05)
+        with pytest.raises(Exception, match="429"):  # gradio_client shows the status; the page shows why
+            c.predict("startup", "", "auto", 2, 1, 4, api_name="/run_model")
+        res = raw_call(app["url"], c.cookies, c.session_hash, find_fn(app["demo"], "export_tracks"))
+        assert res["status"] == 429 and "already waiting or running" in res["output"], res
+        other = Client(app["url"], verbose=False, download_files=False)  # another session is not refused
+        other.predict(handle_file(str(app["meeting"]["audio"])), api_name="/upload_meeting")
+        second = other.submit("startup", "", "auto", 2, 1, 4, api_name="/run_model")
+    finally:
+        c.predict(api_name="/stop")
+        first.result()
+    assert "found" in second.result()[1]
+
+
+def test_uploads_leave_nothing_in_gradios_folder(app):
+    """An upload is deleted from Gradio's temporary folder once the app has stored its copy (or
+    refused it); the upload widget is cleared, so no link to it stays in the page."""
+    c = Client(app["url"], verbose=False, download_files=False)
+    path = raw_upload(app["url"], c.cookies, app["meeting"]["audio"])[0]
+    assert Path(path).is_file()
+    upload = find_fn(app["demo"], "upload_meeting")
+    res = raw_call(app["url"], c.cookies, c.session_hash, upload, file_data(path))
+    assert res["success"] and res["output"]["data"][-1] is None, res
+    assert not Path(path).exists()
+    junk = app["tmp"] / "junk.wav"
+    junk.write_bytes(b"RIFF....WAVEfmt " + bytes(100))
+    path = raw_upload(app["url"], c.cookies, junk)[0]
+    assert not raw_call(app["url"], c.cookies, c.session_hash, upload, file_data(path))["success"]
+    assert not Path(path).exists()
+
+
+def test_anonymous_calls_keep_memory_bounded(tmp_path):
+    """Each anonymous visitor used to leave a workspace folder, a clip folder and a Session in
+    memory (200 calls: +200 folders, +40 MB). Now: no folder until something is stored, at most
+    `max_sessions` sessions in memory, Gradio's per-tab state bounded too."""
+    import gc
+    import os
+
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+    settings = Settings(root=tmp_path / "ws", model="default", max_sessions=5)
+    with served(settings, tmp_path / "dl") as (demo, url, _):
+        refresh = find_fn(demo, "refresh")
+
+        def anonymous(i):
+            res = raw_call(url, visit(url), f"anon{i:08d}", refresh)
+            assert res["success"], res
+
+        for i in range(10):
+            anonymous(i)
+        gc.collect()
+        before = rss_mb()
+        for i in range(80):  # before the fix: +17 MB, 80 folders, 80 sessions
+            anonymous(1000 + i)
+        gc.collect()
+        grown = rss_mb() - before
+        assert list((tmp_path / "ws").iterdir()) == []
+        assert len(demo.pixit_registry) <= 5
+        assert len(demo.server_app.state_holder.session_data) <= 4 * 5
+        assert grown < 8, f"RSS grew {grown:.1f} MB for 80 anonymous calls"
