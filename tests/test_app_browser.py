@@ -55,10 +55,12 @@ def page(server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         context = browser.new_context(viewport={"width": 1500, "height": 1300}, accept_downloads=True)
         page = context.new_page()
-        errors = []
+        errors, urls, refused = [], [], []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: urls.append(r.url))
+        page.on("response", lambda r: refused.append(f"{r.status} {r.url}") if r.status >= 400 else None)
         page.goto(url)
-        page.errors = errors
+        page.errors, page.urls, page.refused = errors, urls, refused
         yield page
         browser.close()
 
@@ -197,6 +199,27 @@ def test_reload_restores_the_work(page, server, shots):
     after = page.locator("#summary").inner_text()
     assert after.split("Undo:")[0] == before.split("Undo:")[0]  # same meeting, same turns and speakers
     page.screenshot(path=str(shots / "06_reloaded.png"), full_page=True)
+
+
+def test_the_session_lives_in_an_httponly_cookie_only(page, server, shots):
+    """After a whole session (demo, run, edits, listening, export, reload): the browser holds the
+    session only as an HttpOnly SameSite cookie; no script, storage, page or URL holds the token,
+    the workspace id or a server path; nothing the page asked for was refused."""
+    from app.access import COOKIE, workspace_id
+
+    _, demo = server
+    mine = [c for c in page.context.cookies() if c["name"] == COOKIE]
+    assert len(mine) == 1 and mine[0]["httpOnly"] and mine[0]["sameSite"] == "Lax" and mine[0]["path"] == "/"
+    token = mine[0]["value"]
+    secrets = [token, workspace_id(token), str(demo.pixit_settings.root)]
+    assert COOKIE not in page.evaluate("document.cookie")
+    stored = page.evaluate("JSON.stringify(Object.assign({}, localStorage)) + JSON.stringify(Object.assign({}, sessionStorage))")
+    seen = [stored, page.content()] + page.urls
+    assert any("/pixit/clip/" in u for u in page.urls)  # (the export's download is checked above)
+    for text in seen:
+        for secret in secrets:
+            assert secret not in text, (secret, text[:200])
+    assert not page.refused, page.refused
 
 
 def test_zoom_cursor_and_unsure_navigation(page, server, shots):

@@ -2,7 +2,6 @@
 and the real pipeline and training code (module-scoped server: launched once)."""
 
 import time
-import urllib.request
 
 import httpx
 import numpy as np
@@ -258,7 +257,9 @@ def test_retrain_without_corrections_is_refused(app):
         other.predict("startup", "", 1e-4, 2, 20, api_name="/retrain")
 
 
-def test_cli_serves_on_localhost(tmp_path, app):
+def test_cli_serves_on_localhost_with_a_login(tmp_path, app):
+    """`pixit app --auth-file F`: Gradio's login page in front of everything; the password is
+    never printed. Bad options are one-line errors."""
     import os
     import subprocess
     import sys
@@ -267,32 +268,42 @@ def test_cli_serves_on_localhost(tmp_path, app):
     from core.cli import main
 
     assert main(["app", "--port", "70000"]) == 2  # a user mistake: one line, no traceback
+    accounts = tmp_path / "accounts.txt"
+    accounts.write_text("# who may log in\nann:s3cret-pw\n")
+    assert main(["app", "--auth-file", str(tmp_path / "missing.txt")]) == 2
+    assert main(["app", "--models", str(tmp_path / "nowhere")]) == 2
     port = free_port()
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "core.cli", "app", "--port", str(port), "--workspace",
-                             str(tmp_path / "ws"), "--model", str(app["settings"].model)],
+                             str(tmp_path / "ws"), "--model", str(app["settings"].model), "--auth-file", str(accounts)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.time() + 150  # a fresh interpreter imports torch + gradio: slow on a busy machine
         while time.time() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
-                    assert r.status == 200 and b"PixIT Workbench" in r.read()
+                assert httpx.get(url, timeout=2).status_code == 200  # the login page
                 break
-            except OSError:
+            except httpx.TransportError:
                 assert proc.poll() is None, proc.stdout.read()
                 time.sleep(0.5)
         else:
             pytest.fail("pixit app did not start")
+        assert httpx.get(url + "config").status_code == 401
+        with httpx.Client(base_url=url) as browser:
+            assert browser.post("login", data={"username": "ann", "password": "wrong"}).status_code == 400
+            assert browser.post("login", data={"username": "ann", "password": "s3cret-pw"}).status_code == 200
+            assert browser.get("config").status_code == 200 and b"PixIT Workbench" in browser.get("").content
         import socket
 
         ip = socket.gethostbyname(socket.gethostname())
         if not ip.startswith("127."):  # not reachable from another interface
-            with pytest.raises(OSError):
-                urllib.request.urlopen(f"http://{ip}:{port}/", timeout=2)
+            with pytest.raises(httpx.TransportError):
+                httpx.get(f"http://{ip}:{port}/", timeout=2)
     finally:
         proc.terminate()
-        proc.wait(10)
+        out = proc.communicate(timeout=10)[0]
+    assert "s3cret-pw" not in out and "login: 1 account(s)" in out
 
 
 def test_stop_cancels_retraining(app):

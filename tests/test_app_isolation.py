@@ -342,3 +342,27 @@ def test_anonymous_calls_keep_memory_bounded(tmp_path):
         assert len(demo.pixit_registry) <= 5
         assert len(demo.server_app.state_holder.session_data) <= 4 * 5
         assert grown < 8, f"RSS grew {grown:.1f} MB for 80 anonymous calls"
+
+
+def test_with_a_login_nothing_is_served_before_it(tmp_path):
+    """`launch(auth=...)` (pixit app --auth-file): Gradio's login guards its routes; the app's own
+    file routes ask for the login too, on top of the session cookie."""
+    from app_fixtures import free_port
+    from app.main import build_demo, launch
+
+    meeting = synthetic_meeting(tmp_path / "data", duration=4.0, num_speakers=1, seed=2)
+    demo = build_demo(Settings(root=tmp_path / "ws", model="default"))
+    _, url, _ = launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True, auth=[("ann", "pw")])
+    try:
+        visitor = httpx.get(url)  # the login page (it hands out a session cookie, which opens nothing)
+        assert httpx.get(url + "config", cookies=visitor.cookies).status_code == 401
+        assert raw_call(url, dict(visitor.cookies), "nologin00001", find_fn(demo, "refresh"))["status"] == 401
+        with pytest.raises(Exception):
+            Client(url, verbose=False, auth=("ann", "wrong"))
+        ann = Client(url, verbose=False, download_files=False, auth=("ann", "pw"))
+        ann.predict(handle_file(str(meeting["audio"])), api_name="/upload_meeting")
+        clip = url + ann.predict("mixture", api_name="/play")["url"].lstrip("/")
+        assert httpx.get(clip, cookies=ann.cookies).status_code == 200
+        assert httpx.get(clip, cookies={COOKIE: ann.cookies[COOKIE]}).status_code == 404  # no login cookie
+    finally:
+        demo.close()

@@ -1,10 +1,46 @@
-"""`pixit app`: start the Gradio workbench (listens on 127.0.0.1 unless --host says otherwise)."""
+"""`pixit app`: start the Gradio workbench (listens on 127.0.0.1 unless --host says otherwise).
+
+Login is off by default (the laptop case: only this machine can connect). For a shared server,
+`--auth-file FILE` (lines `user:password`) or `--auth USER:PASS` turn on Gradio's own login page;
+passwords are never printed or logged (and a password on the command line is visible to `ps` and
+kept in shell history: prefer the file)."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import sys
 from pathlib import Path
+
+from core.commands._args import positive_int
+
+
+def user_password(text: str) -> tuple[str, str]:
+    user, sep, password = text.partition(":")
+    if not sep or not user.strip() or not password:
+        raise argparse.ArgumentTypeError("expected USER:PASSWORD")
+    return user.strip(), password
+
+
+def read_auth_file(path: str) -> list[tuple[str, str]]:
+    """Accounts from a file of `user:password` lines (blank lines and # comments skipped)."""
+    from core.errors import PixitError
+
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise PixitError(f"--auth-file {path}: cannot read it ({exc.strerror})") from None
+    accounts = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            accounts.append(user_password(line.rstrip("\r\n")))
+        except argparse.ArgumentTypeError:
+            raise PixitError(f"--auth-file {path} line {n}: expected user:password") from None
+    if not accounts:
+        raise PixitError(f"--auth-file {path}: no user:password line")
+    return accounts
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +55,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--params", default=None,
                         help="pipeline parameters JSON (from `pixit tune`); default: the built-in ones")
+    parser.add_argument("--models", action="append", default=[], metavar="DIR",
+                        help="a folder whose model subfolders users may pick in the app (repeatable); no other "
+                             "server path can be named from the app")
+    parser.add_argument("--auth-file", default=None, metavar="FILE",
+                        help="turn on the login page: accounts from FILE, one user:password per line")
+    parser.add_argument("--auth", action="append", default=[], type=user_password, metavar="USER:PASS",
+                        help="turn on the login page with this account (repeatable; visible to ps: prefer --auth-file)")
+    parser.add_argument("--max-retrain-steps", type=positive_int, default=1000,
+                        help="most steps one 'Retrain' may run (default 1000): one session cannot hold the model "
+                             "for longer")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,11 +90,29 @@ def run(args: argparse.Namespace) -> int:
         params = PipelineParams.load(args.params).to_dict()
     from app.session import default_model_available
 
+    for d in args.models:
+        if not Path(d).expanduser().is_dir():
+            raise PixitError(f"--models {d}: not a folder")
+    auth = list(args.auth) + (read_auth_file(args.auth_file) if args.auth_file else [])
     if not default_model_available(args.model):
         print(f"warning: model '{args.model}' is not available yet; pick a model folder in the app", file=sys.stderr)
+    if not auth and not _loopback(args.host):
+        print(f"warning: --host {args.host} lets other machines connect and there is no login: anyone who can reach "
+              "the port can use the app (add --auth-file FILE)", file=sys.stderr)
     settings = Settings(root=root, model=args.model, max_upload_mb=args.max_upload_mb, device=args.device,
-                        host=args.host, params=params)
+                        host=args.host, params=params, max_retrain_steps=args.max_retrain_steps,
+                        model_dirs=tuple(Path(d).expanduser() for d in args.models))
     demo = build_demo(settings)
-    print(f"PixIT Workbench on http://{args.host}:{args.port}  (workspace: {root})")
-    launch(demo, host=args.host, port=args.port)
+    login = f", login: {len(auth)} account(s)" if auth else ""
+    print(f"PixIT Workbench on http://{args.host}:{args.port}  (workspace: {root}{login})")
+    launch(demo, host=args.host, port=args.port, auth=auth or None)
     return 0
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
