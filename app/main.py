@@ -25,7 +25,7 @@ from app.figures import FigureJSON  # noqa: E402
 from app.middleware import Limits, SessionMiddleware  # noqa: E402
 from app.registry import Sessions  # noqa: E402
 from app.session import Job, Session, Settings, fmt_time  # noqa: E402
-from app.workspace import default_root, file_url  # noqa: E402
+from app.workspace import default_root, drop_stale_clips, file_url  # noqa: E402
 from core.errors import Cancelled, PixitError  # noqa: E402
 
 log = logging.getLogger("pixit.app")
@@ -226,6 +226,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
     settings = settings or Settings(root=default_root())
     settings.root = Path(settings.root)
     settings.root.mkdir(parents=True, exist_ok=True)
+    drop_stale_clips(settings.root)
     registry = Sessions(settings)
     access = Access()
 

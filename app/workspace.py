@@ -264,6 +264,19 @@ class Workspace:
         shutil.rmtree(self.clips, ignore_errors=True)
 
 
+def drop_stale_clips(root: str | Path, max_age_s: float = 86400.0) -> None:
+    """Delete the clip folders nobody has touched for a day (left by an earlier server run: a
+    running server deletes a session's clips when it frees the session)."""
+    clips = Path(root) / ".clips"
+    now = time.time()
+    for d in (clips.iterdir() if clips.is_dir() else ()):
+        try:
+            if now - d.stat().st_mtime > max_age_s:
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def file_url(path: Path, kind: str) -> str:
     """The URL of a served file: the kind and the file name, never a session or a server path."""
     return f"/pixit/{kind}/{Path(path).name}"

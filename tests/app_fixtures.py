@@ -13,6 +13,10 @@ import numpy as np
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+# pipeline settings that make the tiny model's run take seconds (coarse steps, small clusters allowed)
+FAST_PIPELINE = {"step": 2.5, "min_embedding_duration": 0.1, "min_cluster_size": 1, "min_duration_on": 0.2,
+                 "min_duration_off": 0.3}
+
 
 def tiny_model(folder: str | Path, seed: int = 0, spread: float = 10.0) -> Path:
     """A small randomly initialised ToTaToNet saved to `folder` (fast on 2 CPU cores).
@@ -64,6 +68,16 @@ def synthetic_meeting(folder: str | Path, duration: float = 20.0, num_speakers: 
     from conftest import write_meeting
 
     return write_meeting(Path(folder), uri, duration=duration, num_speakers=num_speakers, seed=seed)
+
+
+def tiny_workbench(tmp: Path, duration: float, seed: int, **settings):
+    """What the app tests serve: a tiny model, one synthetic two-speaker meeting, and Settings
+    using them (workspace tmp/ws, fast pipeline, 20 MB uploads). Returns (meeting, settings)."""
+    from app.session import Settings
+
+    model = tiny_model(tmp / "model")
+    meeting = synthetic_meeting(tmp / "data", duration=duration, num_speakers=2, seed=seed)
+    return meeting, Settings(root=tmp / "ws", model=str(model), params=FAST_PIPELINE, max_upload_mb=20, **settings)
 
 
 def long_waveform(duration: float, seed: int = 0) -> np.ndarray:

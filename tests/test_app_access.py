@@ -16,7 +16,7 @@ from app.editing import Doc, EditError, check_speaker
 from app.lane import GRACE, Lane
 from app.registry import Sessions
 from app.session import Session, Settings
-from app.workspace import Workspace, new_session_id
+from app.workspace import Workspace, drop_stale_clips, new_session_id
 from core.errors import PixitError
 
 
@@ -134,6 +134,17 @@ def test_workspace_folders_appear_only_when_something_is_stored(settings, wav):
     assert S.ws.path.is_dir()
     S.clip("mixture", 0, 1)
     assert S.ws.served_file("clip", next(S.ws.clips.iterdir()).name) is not None
+
+
+def test_clips_left_by_an_earlier_server_run_are_deleted(tmp_path):
+    import os
+
+    old, new = Workspace(tmp_path, new_session_id()), Workspace(tmp_path, new_session_id())
+    for ws in (old, new):
+        ws.clip_path().write_bytes(b"RIFF")
+    os.utime(old.clips, (time.time() - 2 * 86400,) * 2)
+    drop_stale_clips(tmp_path)
+    assert not old.clips.exists() and any(new.clips.iterdir())
 
 
 def test_served_files_are_plain_names_inside_the_session_folders(tmp_path):

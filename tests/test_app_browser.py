@@ -13,14 +13,12 @@ sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 
-from app_fixtures import served, tiny_model  # noqa: E402
+from app_fixtures import FAST_PIPELINE, served, tiny_model  # noqa: E402
 from app.session import DEMO_DIR, Settings  # noqa: E402
 
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run",
         "--autoplay-policy=no-user-gesture-required"]
-FAST_PIPELINE = {"step": 2.5, "min_embedding_duration": 0.1, "min_cluster_size": 1, "min_duration_on": 0.2,
-                 "min_duration_off": 0.3}
 
 
 @pytest.fixture(scope="module")

@@ -11,15 +11,12 @@ import soundfile as sf
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import handle_file  # noqa: E402
 
-from app_fixtures import served, synthetic_meeting, tiny_model  # noqa: E402
+from app_fixtures import served, tiny_workbench  # noqa: E402
 from app.access import COOKIE  # noqa: E402
-from app.session import Settings  # noqa: E402
 
 # positions of the VIEW outputs (see app/main.py)
 TIMELINE, STATUS, SUMMARY, SEL_INFO, SEL_START, SEL_END, SEL_SPEAKER, CURSOR = range(8)
 TABLE = 12
-FAST_PIPELINE = {"step": 2.5, "min_embedding_duration": 0.1, "min_cluster_size": 1, "min_duration_on": 0.2,
-                 "min_duration_off": 0.3}
 FAST_TRAINING = {"batch_size": 2, "val_pairs": 2, "chunk_duration": 2.0}
 
 
@@ -29,10 +26,7 @@ def app(tmp_path_factory):
 
     torch.set_num_threads(2)
     tmp = tmp_path_factory.mktemp("app")
-    model = tiny_model(tmp / "model")
-    meeting = synthetic_meeting(tmp / "data", duration=20.0, num_speakers=2, seed=4)
-    settings = Settings(root=tmp / "ws", model=str(model), params=FAST_PIPELINE, train_overrides=FAST_TRAINING,
-                        max_upload_mb=20)
+    meeting, settings = tiny_workbench(tmp, duration=20.0, seed=4, train_overrides=FAST_TRAINING)
     with served(settings, tmp / "dl") as (demo, url, client):
         yield {"demo": demo, "url": url, "client": client, "meeting": meeting, "tmp": tmp, "settings": settings}
 

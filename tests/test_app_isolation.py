@@ -18,13 +18,11 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
 from app_fixtures import (file_data, find_fn, raw_call, raw_upload, served, synthetic_meeting,  # noqa: E402
-                          tiny_model, visit)
+                          tiny_workbench, visit)
 from app.access import COOKIE, workspace_id  # noqa: E402
 from app.session import Settings  # noqa: E402
 
 SUMMARY, TABLE = 2, 12
-FAST_PIPELINE = {"step": 2.5, "min_embedding_duration": 0.1, "min_cluster_size": 1, "min_duration_on": 0.2,
-                 "min_duration_off": 0.3}
 GRADIO_TMP = str(Path(tempfile.gettempdir()) / "gradio")
 
 
@@ -34,9 +32,7 @@ def app(tmp_path_factory):
 
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("iso")
-    model = tiny_model(tmp / "model")
-    meeting = synthetic_meeting(tmp / "data", duration=12.0, num_speakers=2, seed=5)
-    settings = Settings(root=tmp / "ws", model=str(model), params=FAST_PIPELINE, max_upload_mb=20)
+    meeting, settings = tiny_workbench(tmp, duration=12.0, seed=5)
     with served(settings, tmp / "dl") as (demo, url, _):
         alice = Client(url, verbose=False, download_files=False)
         alice.predict(handle_file(str(meeting["audio"])), api_name="/upload_meeting")
