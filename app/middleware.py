@@ -21,10 +21,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import parse_qs
 
+from starlette.requests import cookie_parser
 from starlette.responses import FileResponse, JSONResponse
 
 from app.access import COOKIE, TICKET, Access, cookie_header, new_token, token_of, valid_token, workspace_id
@@ -167,14 +167,9 @@ class SessionMiddleware:
 
 # ------------------------------------------------------------------ ASGI helpers
 def _cookies(scope) -> dict[str, str]:
-    jar = SimpleCookie()
-    for key, value in scope.get("headers", []):
-        if key == b"cookie":
-            try:
-                jar.load(value.decode("latin-1"))
-            except Exception:  # a malformed Cookie header: no cookies
-                return {}
-    return {k: v.value for k, v in jar.items()}
+    """The request's cookies, parsed as Starlette (and so gr.Request) parses them: leniently, so that
+    another local app's odd cookie does not hide ours."""
+    return cookie_parser(_header(scope, b"cookie"))
 
 
 def _header(scope, name: bytes) -> str:

@@ -172,8 +172,11 @@ def test_the_cookie_is_httponly_samesite_and_nowhere_in_the_page(app):
     assert cookie.startswith(COOKIE + "=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
     token = r.cookies[COOKIE]
     assert token not in r.text and token not in httpx.get(app["url"] + "config", cookies=r.cookies).text
-    # a visitor who has one keeps it: the page does not hand out a new one
+    # a visitor who has one keeps it: the page does not hand out a new one, even next to another
+    # local app's odd cookies (cookies are per host, not per port)
     assert "set-cookie" not in httpx.get(app["url"], cookies=r.cookies).headers
+    odd = f'j={{"k":1}}; {COOKIE}={token}; x"y=1'
+    assert "set-cookie" not in httpx.get(app["url"], headers={"cookie": odd}).headers
     # the folder of that session is a one-way hash of the token, made only when something is stored
     assert workspace_id(token) != token and not (app["root"] / workspace_id(token)).exists()
 
