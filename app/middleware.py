@@ -4,8 +4,8 @@ middleware of the app Gradio builds, innermost, so it sees plain requests and re
 What it guarantees, request by request:
 - the page (`/`) and `/config` set the session cookie when the visitor has none (app/access.py);
 - every `/gradio_api/...` request must carry it (401 otherwise);
-- a gradio session hash (query `session_hash`, `/heartbeat/<hash>`, the `session_hash` of a JSON
-  body) belongs to the first token that used it (403 for anyone else);
+- a gradio session hash (query `session_hash`, `/heartbeat/<hash>`, `/stream/<hash>/...`, the
+  `session_hash` of a JSON body) belongs to the first token that used it (403 for anyone else);
 - Gradio's file route (`/gradio_api/file=...`) serves only files granted to the asking session
   (its own uploads); everything else there is 404, whoever knows the path;
 - the app's own files (`/pixit/clip/<name>`, `/pixit/export/<name>`) come from the asking
@@ -35,7 +35,7 @@ API = "/gradio_api/"
 OPEN_API = {"/gradio_api/startup-events"}  # called by Gradio's own launch(), without any cookie
 FILE_ROUTE = re.compile(r"^/gradio_api/file[=/](.+)$", re.S)
 OWN_FILE = re.compile(r"^/pixit/(clip|export)/([A-Za-z0-9_.\-]{1,128})$")
-HEARTBEAT = re.compile(r"^/gradio_api/heartbeat/([^/]+)")
+HASH_IN_PATH = re.compile(r"^/gradio_api/(?:heartbeat|stream)/([^/]+)")  # a session hash (or a stream's event id)
 JOINS = re.compile(r"^/gradio_api/(?:queue/join|call/(?:v2/)?([^/]+))/?$")
 MAX_BODY = 8 * 1024 * 1024  # JSON bodies (event data) are small; uploads are multipart and not read here
 GPU = "gpu"
@@ -81,9 +81,9 @@ class SessionMiddleware:
                 return await self.app(scope, receive, send)
             return await _refuse(scope, receive, send, 404, "Not found")
         hashes = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_hash", [])
-        hb = HEARTBEAT.match(path)
-        if hb:
-            hashes.append(hb.group(1))
+        in_path = HASH_IN_PATH.match(path)
+        if in_path:
+            hashes.append(in_path.group(1))
         body = b""
         if scope["method"] == "POST" and _is_json(scope):
             body = await _read_body(receive)

@@ -533,7 +533,10 @@ class Session:
             raise PixitError(f"{Path(path).name}: holds {len(anns)} recordings and none is '{m.uri}'")
         segs = [(s.start, s.end, lab) for s, _, lab in ann.itertracks(yield_label=True)]
         doc = self.doc
-        labels = sorted({E.check_speaker(lab) for *_, lab in segs})
+        try:
+            labels = sorted({E.check_speaker(lab) for *_, lab in segs})
+        except EditError as exc:
+            raise EditError(f"{Path(path).name}: {exc}") from None
         new = E._with(E.new_doc(m.duration, segs, speakers=labels), reviewed=doc.reviewed,
                       next_id=doc.next_id + len(segs) + 1, aliases=doc.aliases)
         # keep ids unique across undo: renumber from next_id
