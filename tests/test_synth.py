@@ -1,4 +1,4 @@
-"""Synthetic meetings (core/synth.py, `pixit synth`): ground truth is exact and reproducible."""
+"""Synthetic meetings (core/synth/, `pixit synth`): ground truth is exact and reproducible."""
 
 from __future__ import annotations
 
@@ -195,7 +195,7 @@ def test_voices_and_pools():
     assert len(english) > 500 and len(pseudo) > 500
     rng = np.random.default_rng(0)
     voices = synth.pick_voices(rng, 5)
-    assert len({v.variant for v in voices}) == 5
+    assert len({v.name for v in voices}) == 5 and all(v.engine == "espeak" for v in voices)
 
 
 def test_progress_and_cancel(tmp_path, cache):
@@ -290,7 +290,9 @@ def test_cli_bad_arguments(tmp_path, cache):
 @pytest.mark.skipif(not synth.real_voice_clips(), reason="no real recording in assets/real")
 def test_real_recordings_as_voices(tmp_path, cache, monkeypatch):
     """Speakers of the shipped real recording can take part; the ground truth stays exact."""
-    monkeypatch.setattr(synth, "REAL_VOICE_PROBABILITY", 1.0)
+    from core.synth import voices
+
+    monkeypatch.setattr(voices, "REAL_VOICE_PROBABILITY", 1.0)
     manifest = synth.make_corpus(tmp_path, 1, 15.0, speakers=(2, 2), seed=0, reverb=False, noise=False,
                                  cache_dir=cache)
     meta = json.loads((tmp_path / "meta" / "meeting000.json").read_text())

@@ -20,8 +20,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-sources", action="store_true",
                         help="write only mixture, RTTM and UEM (no per-speaker sources, no noise file)")
     parser.add_argument("--no-real-voices", action="store_true",
-                        help="espeak-ng voices only (by default a few speakers come from the real "
-                             "recordings in assets/real)")
+                        help="no speaker of the real recordings in assets/real (by default about 3 %% of "
+                             "the speakers come from them)")
+    parser.add_argument("--engines", default="espeak", metavar="LIST",
+                        help="speech engines to draw voices from, comma-separated: espeak, flite, festival, piper, "
+                             "or auto (every installed one); default espeak")
+    parser.add_argument("--voice-set", default="all", choices=("all", "train", "heldout"),
+                        help="train: every voice but the held-out ones (Piper, and the ARCTIC speaker slt); "
+                             "heldout: only those; default all")
+    parser.add_argument("--acoustics", default="basic", choices=("basic", "varied"),
+                        help="basic: statistical rooms and coloured noise; varied: simulated rooms with far-field "
+                             "talkers, noise of five kinds, microphone colouration, telephone band and codecs")
     parser.add_argument("--pcm16", action="store_true", help="16-bit PCM WAV files (default: 32-bit float)")
     parser.add_argument("--cache", default="default", metavar="DIR",
                         help="utterance cache folder (default $PIXIT_SYNTH_CACHE or ~/.cache/pixit-synth)")
@@ -55,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     manifest = make_corpus(
         args.out, num_meetings, duration, speakers=speakers, seed=seed, prefix=args.prefix,
         reverb=not args.no_reverb, noise=not args.no_noise, write_sources=not args.no_sources,
-        pcm16=args.pcm16, real_voices=not args.no_real_voices,
+        pcm16=args.pcm16, real_voices=not args.no_real_voices, engines=args.engines,
+        voice_set=args.voice_set, acoustics=args.acoustics,
         cache_dir=None if args.no_cache else args.cache, progress=progress,
     )
     import json
