@@ -41,6 +41,7 @@ import torch
 
 from core.data import FixedPairs, FrameGrid, PairSampler, Recording, TrainPairs, read_manifest
 from core.errors import Cancelled, Interrupted, PixitError
+from core.checkpoint import CHECKPOINT_DIR, read_state, restore_optimizer, save_checkpoint
 from core.fileio import atomic_write_json, atomic_write_text
 from core.losses import best_permutation, pixit_loss, si_sdr
 from core.pipeline import copy_tuned_params
@@ -165,7 +166,8 @@ class PixitModule(pl.LightningModule):
 
     # -- data --------------------------------------------------------------------------
     def train_dataloader(self):
-        dataset = TrainPairs(self.run.train_sampler, seed=self.cfg.seed, rank=self.global_rank,
+        # a resumed run draws a fresh stream of pairs, not the first steps' pairs again
+        dataset = TrainPairs(self.run.train_sampler, seed=self.cfg.seed + 7919 * self.run.step_offset, rank=self.global_rank,
                              length=self.run.steps_per_epoch * self.cfg.batch_size)
         return torch.utils.data.DataLoader(
             dataset, batch_size=self.cfg.batch_size, num_workers=self.cfg.num_workers,
@@ -177,11 +179,18 @@ class PixitModule(pl.LightningModule):
                                            persistent_workers=self.cfg.num_workers > 0)
 
     # -- optimisation ------------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        """Optimiser steps of the whole run, the steps before a resume included."""
+        return int(self.global_step) + self.run.step_offset
+
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.model.parameter_groups(lr=self.cfg.lr, ssl_lr=self.cfg.ssl_lr))
         # stepped by hand after each validation (patience counts validations)
         self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=self.cfg.plateau_factor, patience=self.cfg.plateau_patience)
+        if self.run.resume_state is not None:
+            restore_optimizer(self.run.out_dir, optimizer, self.plateau, self.run.resume_state)
         return optimizer
 
     def _losses(self, batch):
@@ -191,7 +200,7 @@ class PixitModule(pl.LightningModule):
         out, _ = self._losses(batch)
         if not torch.isfinite(out.loss):
             self.run.skipped += 1
-            log.warning("non-finite loss at step %d: batch skipped", self.global_step)
+            log.warning("non-finite loss at step %d: batch skipped", self.step)
             return None  # Lightning skips backward and the optimiser step
         parts = torch.stack([out.loss, out.pit, out.mixit, out.sup]).detach().double().cpu()
         self._train_sums[:4] += parts
@@ -209,14 +218,14 @@ class PixitModule(pl.LightningModule):
     def on_train_batch_end(self, outputs, batch, batch_idx):
         n = max(1.0, float(self._train_sums[5]))
         loss, pit, mixit = (self._train_sums[:3] / n).tolist()
-        step = self.global_step
+        step = self.step
         self.run.report(step / self.run.total_steps,
                         f"step {step}/{self.run.total_steps} loss {loss:.4f} (pit {pit:.4f}, mixit {mixit:.2f})")
 
     # -- validation --------------------------------------------------------------------
     def on_validation_epoch_start(self):
         self._val_sums.zero_()
-        self.run.report(self.global_step / self.run.total_steps, f"validating at step {self.global_step}")
+        self.run.report(self.step / self.run.total_steps, f"validating at step {self.step}")
 
     def on_validation_batch_start(self, batch, batch_idx, dataloader_idx=0):
         self.run.check_stop()
@@ -294,6 +303,9 @@ class _Run:
         self.steps_per_epoch = 1
         self.total_steps = 1
         self.is_zero = True
+        self.step_offset = 0  # steps done before a resume
+        self.resume_state: dict | None = None  # core.checkpoint state when resuming
+        self.elapsed_offset = 0.0
 
     def report(self, fraction: float, message: str) -> None:
         if self.is_zero:
@@ -308,7 +320,7 @@ class _Run:
             raise Cancelled("training cancelled")
 
     def on_validation(self, module, val: dict[str, float]) -> None:
-        step = int(module.global_step)
+        step = int(module.step)
         self.last_val_step = step
         sums = module._train_sums
         n = float(sums[5])
@@ -319,7 +331,7 @@ class _Run:
         lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(groups)}
         row = {"step": step, "epoch": round(step / self.steps_per_epoch, 3), **train, **val,
                "lr": lrs.get("main", float("nan")), "ssl_lr": lrs.get("ssl", float("nan")),
-               "elapsed_s": round(time.monotonic() - self.start, 1)}
+               "elapsed_s": round(time.monotonic() - self.start + self.elapsed_offset, 1)}
         if not self.is_zero:
             return
         self.history.append(row)
@@ -332,11 +344,20 @@ class _Run:
         if improved:
             self.best_loss, self.best_step = val["val_loss"], step
             module.model.save(self.model_dir)
+        self.checkpoint(module)
         self.report(step / self.total_steps,
                     f"validation at step {step}: loss {val['val_loss']:.4f} (pit {val['val_pit']:.4f}, mixit {val['val_mixit']:.2f}), "
                     f"MoM SI-SDR {val['val_mom_sisdr']:.2f} dB (SI-SDRi {val['val_mom_sisdri']:+.2f}), "
                     f"DER {100 * val['val_der']:.1f}%"
                     + (" (best: model saved)" if improved else ""))
+
+    def checkpoint(self, module) -> None:
+        """RUN/checkpoint (core.checkpoint): weights, optimizer, LR schedule, step, best loss."""
+        if module.plateau is None or not self.is_zero:
+            return
+        save_checkpoint(self.out_dir, module.model, module.plateau.optimizer, module.plateau, module.step,
+                        self.best_loss, self.best_step,
+                        elapsed=round(time.monotonic() - self.start + self.elapsed_offset, 1))
 
 
 def _fmt(value: Any) -> Any:
@@ -473,8 +494,13 @@ def train(
     model_config=None,
     progress: Progress | None = None,
     should_stop: ShouldStop | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Train a ToTaToNet with PixIT (from scratch with `model_config`, or fine-tune `init`).
+
+    `resume`: go on from out_dir/checkpoint (core.checkpoint; written at every validation and when a
+    signal stops training): weights, optimizer, LR schedule, step count and best loss continue, and
+    metrics.csv / model/ are kept; `config.max_steps` is the total over all the run's parts.
 
     Writes out_dir/model (best validation loss; config.json + model.safetensors),
     out_dir/metrics.csv (one row per validation) and out_dir/train.json (settings, status).
@@ -485,6 +511,23 @@ def train(
     cfg.check()
     out_dir = Path(out_dir)
     run = _Run(out_dir, cfg, progress, should_stop)
+    if resume:
+        if init is not None or model_config is not None:
+            raise PixitError("--resume goes on with the run's own model: do not combine it with --init or --config")
+        run.resume_state = read_state(out_dir)
+        run.step_offset = int(run.resume_state["step"])
+        run.elapsed_offset = float(run.resume_state.get("elapsed_s") or 0.0)
+        best = run.resume_state.get("best_loss")
+        run.best_loss, run.best_step = (float(best), int(run.resume_state["best_step"])) if best is not None else (math.inf, -1)
+        init = out_dir / CHECKPOINT_DIR
+    params_source = init  # whose tuned pipeline parameters the trained model inherits
+    if resume:
+        import json
+
+        try:
+            params_source = json.loads((out_dir / "train.json").read_text(encoding="utf-8")).get("params_from")
+        except (OSError, ValueError):
+            params_source = None
 
     train_recs = _recordings(train_manifest, "training data")
     dev_recs = _recordings(dev_manifest, "dev data") if dev_manifest is not None else None
@@ -524,11 +567,13 @@ def train(
     annotated = sum(r.annotated_duration for r in train_recs)
     run.steps_per_epoch = cfg.steps_per_epoch or max(1, math.ceil(annotated / (2 * cfg.batch_size * cfg.chunk_duration)))
     run.total_steps = cfg.max_steps or (cfg.epochs or 10) * run.steps_per_epoch
+    if run.total_steps <= run.step_offset:
+        raise PixitError(f"{out_dir}: already trained {run.step_offset} steps; give a larger --max-steps to go on")
     val_every = cfg.val_every or run.steps_per_epoch
 
     out_dir.mkdir(parents=True, exist_ok=True)
     launcher_zero = _launched_as_rank_zero()
-    if launcher_zero:
+    if launcher_zero and not resume:
         if run.model_dir.exists():
             shutil.rmtree(run.model_dir)  # a model from an earlier run in this folder would not match the metrics
         header = io.StringIO()
@@ -537,7 +582,8 @@ def train(
     state = {
         "status": "running", "train": [str(r.audio) for r in train_recs],
         "dev": [str(r.audio) for r in dev_recs] if dev_recs is not None else None,
-        "init": str(init) if init is not None else None, "config": asdict(cfg),
+        "init": str(init) if init is not None else None, "config": asdict(cfg), "resumed_at": run.step_offset or None,
+        "params_from": str(params_source) if params_source is not None else None,
         "model_config": model.config.to_dict(), "steps_per_epoch": run.steps_per_epoch,
         "total_steps": run.total_steps, "notes": notes,
     }
@@ -557,7 +603,7 @@ def train(
     with _quiet_lightning():
         trainer = pl.Trainer(
             accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
-            precision=cfg.precision or "32-true", max_steps=run.total_steps, max_epochs=-1,
+            precision=cfg.precision or "32-true", max_steps=run.total_steps - run.step_offset, max_epochs=-1,
             check_val_every_n_epoch=None, val_check_interval=val_every, num_sanity_val_steps=0,
             gradient_clip_val=cfg.grad_clip or None, gradient_clip_algorithm="norm",
             logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -567,7 +613,7 @@ def train(
         try:
             with _stop_on_signals(run):
                 trainer.fit(module)
-                if run.last_val_step != trainer.global_step:  # the last steps were not validated yet
+                if run.last_val_step != trainer.global_step + run.step_offset:  # the last steps were not validated yet
                     trainer.validate(module, dataloaders=module.val_dataloader(), verbose=False)
             status = "done"
         except Cancelled:
@@ -581,14 +627,17 @@ def train(
         finally:
             if run.signalled:
                 state["stopped_by"] = signal.Signals(run.signalled).name
-            state.update(status=status, steps=int(trainer.global_step), world_size=trainer.world_size,
+            if status == "cancelled" and trainer.global_step > 0:
+                run.checkpoint(module)  # a stopped run resumes from here (pixit train --resume)
+            state.update(status=status, steps=int(trainer.global_step) + run.step_offset, world_size=trainer.world_size,
                          best_step=run.best_step,
                          best_val_loss=run.best_loss if math.isfinite(run.best_loss) else None,
                          skipped_batches=run.skipped, sampler_stats=dict(run.train_sampler.stats))
             if run.is_zero:
                 atomic_write_json(out_dir / "train.json", state)
-                copy_tuned_params(init, run.model_dir)
-    run.report(1.0, f"done: {trainer.global_step} steps, best validation loss {run.best_loss:.4f} at step "
+                copy_tuned_params(params_source, run.model_dir)
+    run.report(1.0, f"done: {trainer.global_step + run.step_offset} steps, best validation loss {run.best_loss:.4f} at step "
                     f"{run.best_step}; model in {run.model_dir}")
     return TrainResult(model_dir=run.model_dir, metrics_path=run.metrics_path, best_val_loss=run.best_loss,
-                       best_step=run.best_step, steps=int(trainer.global_step), history=list(run.history))
+                       best_step=run.best_step, steps=int(trainer.global_step) + run.step_offset,
+                       history=list(run.history))

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dev", metavar="MANIFEST", help="validation recordings (default: held out from --train)")
     parser.add_argument("--out", required=True, metavar="RUN", help="run folder: RUN/model, RUN/metrics.csv, RUN/train.json")
     parser.add_argument("--init", metavar="M", help="model folder or name to fine-tune (default: train from scratch)")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with RUN from RUN/checkpoint (weights, optimizer, LR schedule, step count; "
+                             "written at every validation and when stopped by a signal); --max-steps is the total")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--max-steps", type=positive_int, metavar="N", help="number of optimiser steps")
     length.add_argument("--epochs", type=positive_int, metavar="N", help="number of epochs (default 10)")
@@ -66,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
     from core.errors import PixitError
 
+    if args.resume and (args.init or args.config or args.masker):
+        raise PixitError("--resume goes on with the run's own model: do not combine it with --init, --config or --masker")
     if args.init and (args.config or args.masker):
         raise PixitError("--init fine-tunes an existing model: do not combine it with --config or --masker")
     model_config = None
@@ -110,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{100 * fraction:5.1f}%] {message}", flush=True)
 
     result = train(args.train, out, dev_manifest=args.dev, init=args.init, config=config,
-                   model_config=model_config, progress=progress)
+                   model_config=model_config, progress=progress, resume=args.resume)
     print(f"model: {result.model_dir}")
     print(f"metrics: {result.metrics_path}")
     sys.stdout.flush()
