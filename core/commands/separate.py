@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-speakers", type=int, metavar="N", help="at least N speakers")
     parser.add_argument("--max-speakers", type=int, metavar="N", help="at most N speakers")
     parser.add_argument("--embedding", metavar="NAME", help="speaker embedding: resemblyzer, speechbrain-ecapa[:DIR], mfcc")
+    parser.add_argument("--vad", choices=("none", "silero"),
+                        help="voice activity detection that gives missed speech to the likeliest speaker "
+                             "(default: from params; silero needs the silero-vad package)")
     parser.add_argument("--no-sources", action="store_true", help="diarization only: no per-speaker WAV files")
     parser.add_argument("--overwrite", action="store_true", help="process files whose outputs already exist")
     parser.add_argument("--quiet", action="store_true", help="only the per-file result lines")
@@ -179,6 +182,13 @@ def run(args) -> int:
         params.batch_size = args.batch_size
     if args.embedding:
         params.embedding = args.embedding
+    if args.vad:
+        params.vad = args.vad
+    if params.vad == "silero":
+        from core import vad
+
+        if not vad.available():
+            raise PixitError("--vad silero needs the silero-vad package (pip install silero-vad)")
     files = collect_audio(args.audio)
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():

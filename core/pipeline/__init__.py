@@ -26,6 +26,9 @@ is saved, `runner.py` the `Pipeline` class that runs the stages in order:
    global 8 ms frame grid (max when two local speakers map to one speaker), binarised into the
    discrete diarization (`min_duration_off` / `min_duration_on`); speakers that are never active
    are removed.
+   Optional (`vad: "silero"`): `speech.apply_speech` gives the frames where a voice activity
+   detector (core.vad, Silero) hears speech but no speaker is active to the speaker with the
+   highest activation there (and, with `vad_gate`, drops speaker frames without speech).
 5. `sources.stitch_sources`: overlap-add straight into one float32 (samples x speakers) buffer.
    Before a chunk's source is added its gain (sign included) is fitted by least squares to what is
    already stitched on the overlap, or, when nothing reliable is stitched there yet, jointly with
@@ -61,11 +64,12 @@ from core.pipeline.params import PARAMS_NAME, PipelineParams, copy_tuned_params
 from core.pipeline.result import SeparationResult
 from core.pipeline.runner import Pipeline, resolve_device, speaker_label
 from core.pipeline.sources import remove_leakage, stitch_sources
+from core.pipeline.speech import apply_speech, speech_frames
 from core.pipeline.windows import ChunkOutputs, chunk_starts, run_model, separation_chunks
 
 __all__ = [
     "PipelineParams", "Pipeline", "SeparationResult", "ChunkOutputs", "EmbeddingSet",
     "run_model", "extract_embeddings", "assign_speakers", "stitch_activations", "binarize",
     "stitch_sources", "remove_leakage", "speaker_label", "resolve_device",
-    "PARAMS_NAME", "copy_tuned_params", "chunk_starts", "separation_chunks", "frame_intervals",
+    "PARAMS_NAME", "copy_tuned_params", "apply_speech", "speech_frames", "chunk_starts", "separation_chunks", "frame_intervals",
 ]

@@ -35,6 +35,9 @@ class PipelineParams:
     min_embedding_duration: float = 0.5  # s of single-speaker speech needed to embed a local speaker
     separation_step: float | None = None  # step of the chunks used for the sources (None: window/2)
     source_cache_minutes: float = 20.0   # longer recordings recompute the separation chunks (memory)
+    vad: str = "none"                    # "silero": missed speech goes to the likeliest speaker (core.pipeline.speech)
+    vad_threshold: float = 0.5           # Silero speech probability threshold
+    vad_gate: bool = False               # also drop speaker turns where the VAD hears no speech
 
     def __post_init__(self):
         self.validate()
@@ -60,6 +63,10 @@ class PipelineParams:
             raise PixitError(f"pipeline parameter min_cluster_size must be a positive integer, got {self.min_cluster_size!r}")
         if self.separation_step is not None:
             positive("separation_step", self.separation_step)
+        if self.vad not in ("none", "silero"):
+            raise PixitError(f"pipeline parameter vad must be 'none' or 'silero', got {self.vad!r}")
+        if not isinstance(self.vad_threshold, (int, float)) or not 0 < self.vad_threshold < 1:
+            raise PixitError(f"pipeline parameter vad_threshold must be in (0, 1), got {self.vad_threshold!r}")
         if not isinstance(self.embedding, str) or not self.embedding:
             raise PixitError(f"pipeline parameter embedding must be a name, got {self.embedding!r}")
 

@@ -24,6 +24,7 @@ from core.pipeline.params import PipelineParams
 from core.pipeline.progress import Progress, ShouldStop, _check
 from core.pipeline.result import SeparationResult
 from core.pipeline.sources import remove_leakage, stitch_sources
+from core.pipeline.speech import apply_speech, speech_frames
 from core.pipeline.windows import ChunkOutputs, run_model
 
 
@@ -181,6 +182,8 @@ class Pipeline:
         n_keep = max(1, min(len(act), int(math.ceil((outputs.num_samples - fsize / 2) / fs))))
         act = act[:n_keep]
         binary = binarize(act, p.threshold, fs / sr, p.min_duration_on, p.min_duration_off)
+        if p.vad != "none":
+            binary = apply_speech(binary, act, speech_frames(outputs, len(act), p), p.vad_gate)
         alive = np.flatnonzero(binary.any(axis=0))
         first = [int(np.argmax(binary[:, g])) for g in alive]
         order = [int(g) for _, g in sorted(zip(first, alive))]

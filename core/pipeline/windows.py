@@ -43,6 +43,7 @@ class ChunkOutputs:
     src_chunk: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     src_local: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     src_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.float32))
+    speech: np.ndarray | None = None  # VAD speech mask on the frame grid (core.pipeline.speech), once computed
 
     @property
     def num_chunks(self) -> int:
