@@ -28,9 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--voice-set", default="all", choices=("all", "train", "heldout"),
                         help="train: every voice but the held-out ones (Piper, and the ARCTIC speaker slt); "
                              "heldout: only those; default all")
-    parser.add_argument("--acoustics", default="basic", choices=("basic", "varied"),
-                        help="basic: statistical rooms and coloured noise; varied: simulated rooms with far-field "
-                             "talkers, noise of five kinds, microphone colouration, telephone band and codecs")
+    parser.add_argument("--acoustics", default="basic", choices=("basic", "room", "varied"),
+                        help="basic: statistical rooms and coloured noise; room: a quiet simulated meeting room; "
+                             "varied: simulated rooms with far-field talkers, noise of five kinds, microphone "
+                             "colouration, telephone band and codecs")
     parser.add_argument("--pcm16", action="store_true", help="16-bit PCM WAV files (default: 32-bit float)")
     parser.add_argument("--cache", default="default", metavar="DIR",
                         help="utterance cache folder (default $PIXIT_SYNTH_CACHE or ~/.cache/pixit-synth)")

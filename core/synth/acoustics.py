@@ -3,8 +3,8 @@
 Why: a separation model trained on one kind of room and one kind of hiss has not heard a meeting
 room, a hum, a laptop fan, a door, distant chatter or a phone line. Everything here is drawn per
 meeting from an AcousticsConfig: `ACOUSTICS["basic"]` is the original set-up (statistical
-exponential-decay rooms, coloured noise at 15-30 dB SNR), `ACOUSTICS["varied"]` the training mix of
-the shipped model:
+exponential-decay rooms, coloured noise at 15-30 dB SNR), `ACOUSTICS["room"]` a quiet simulated
+meeting room (the demo meeting), `ACOUSTICS["varied"]` the training mix of the shipped model:
 
 - rooms: shoebox rooms simulated with pyroomacoustics' image-source method (3-10 x 3-8 x 2.4-3.5 m,
   RT60 0.15-0.9 s, air absorption; falls back to the statistical model when pyroomacoustics is
@@ -54,6 +54,8 @@ NOISE_KINDS = ("coloured", "hum", "ventilation", "clicks", "babble")
 CODECS = ("mulaw", "vorbis", "opus", "mp3")
 ACOUSTICS = {
     "basic": AcousticsConfig(),
+    "room": AcousticsConfig(rooms="simulated", rt60=(0.25, 0.5), distance=(0.6, 1.8), distance_attenuation=True,
+                            snr_db=(22.0, 32.0), noise_kinds=("coloured", "ventilation", "hum"), max_noise_kinds=2),
     "varied": AcousticsConfig(rooms="simulated", rt60=(0.15, 0.9), distance=(0.4, 4.5), distance_attenuation=True,
                               snr_db=(5.0, 30.0), noise_kinds=NOISE_KINDS, max_noise_kinds=3, dry_probability=0.05,
                               colouration_probability=0.5, telephone_probability=0.15, codec_probability=0.2),
