@@ -75,13 +75,17 @@ def tune(
     clustering_thresholds=DEFAULT_CLUSTERING,
     min_durations_off=DEFAULT_MIN_OFF,
     collars=DEFAULT_COLLARS,
+    vad_options=(),
     asr: Callable[[np.ndarray], str] | None = None,
     transcripts: dict[str, dict[str, str]] | None = None,
     progress: Callable[[float, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     encoder=None,
 ) -> TuneResult:
-    """Tune theta / delta / min_duration_off (DER) and the leakage collar (SI-SDR or cpWER)."""
+    """Tune theta / delta / min_duration_off (DER) and the leakage collar (SI-SDR or cpWER).
+
+    `vad_options` ("none", "silero", "silero+gate"): the optional VAD stage (core.pipeline.speech),
+    tried on the best diarization settings and kept when it lowers the DER."""
     from core.audio import load_audio
     from core.data import read_manifest
 
@@ -149,6 +153,13 @@ def tune(
             p = dataclasses.replace(best, min_duration_off=float(m))
             der = evaluate(p)
             history.append({"threshold": p.threshold, "clustering_threshold": p.clustering_threshold, "min_duration_off": m, "der": der})
+            if der < best_der - 1e-9:
+                best_der, best = der, p
+        for option in vad_options:
+            p = dataclasses.replace(best, vad=option.split("+")[0], vad_gate=option.endswith("+gate"))
+            der = evaluate(p)
+            history.append({"threshold": p.threshold, "clustering_threshold": p.clustering_threshold,
+                            "min_duration_off": p.min_duration_off, "vad": option, "der": der})
             if der < best_der - 1e-9:
                 best_der, best = der, p
     timings["search"] = time.perf_counter() - t

@@ -54,3 +54,20 @@ def test_tune_runs_model_once_per_file_and_writes_params(dev_set, tiny_model, tm
     loaded = PipelineParams.load(out)
     assert loaded == result.params
     assert json.loads(out.read_text())["metrics"]["der"] == pytest.approx(result.der)
+
+
+def test_tune_tries_the_vad_stage(dev_set, tiny_model):
+    """With vad options, the VAD stage is evaluated on the best settings (the VAD runs once per file)
+    and kept only if it lowers the DER."""
+    from core import vad
+
+    if not vad.available():
+        pytest.skip("silero-vad is not installed")
+    params = PipelineParams(embedding="mfcc", batch_size=16)
+    result = tune(dev_set, tiny_model, params, device="cpu", thresholds=(0.5,), clustering_thresholds=(0.6,),
+                  min_durations_off=(0.0,), collars=(), vad_options=("silero", "silero+gate"))
+    tried = {h.get("vad"): h["der"] for h in result.history if "vad" in h}
+    assert set(tried) == {"silero", "silero+gate"}
+    assert result.der == pytest.approx(min([result.baseline_der, *[h["der"] for h in result.history]]))
+    if result.params.vad == "silero":
+        assert min(tried.values()) == pytest.approx(result.der)

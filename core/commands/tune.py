@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedding", metavar="NAME", help="speaker embedding: resemblyzer, speechbrain-ecapa[:DIR], mfcc")
     parser.add_argument("--thresholds", metavar="LIST", help="theta values, comma-separated (default 0.3,...,0.7)")
     parser.add_argument("--clustering-thresholds", metavar="LIST", help="delta values, comma-separated (default 0.3,...,1.4)")
+    parser.add_argument("--vad-options", default="", metavar="LIST",
+                        help="VAD stages to try on the best settings, comma-separated: none, silero, silero+gate "
+                             "(default: keep the starting parameters' vad)")
     parser.add_argument("--collars", metavar="LIST", help="leakage collars in s, comma-separated (default 0,0.1,0.25,0.5,1,2)")
 
 
@@ -54,6 +57,15 @@ def run(args) -> int:
         params.batch_size = args.batch_size
     if args.embedding:
         params.embedding = args.embedding
+    vad_options = tuple(x.strip() for x in args.vad_options.split(",") if x.strip())
+    unknown = [x for x in vad_options if x not in ("none", "silero", "silero+gate")]
+    if unknown:
+        raise PixitError(f"--vad-options: unknown option {unknown[0]!r} (none, silero, silero+gate)")
+    if any(x != "none" for x in vad_options):
+        from core import vad
+
+        if not vad.available():
+            raise PixitError("--vad-options silero needs the silero-vad package (pip install silero-vad)")
     out = Path(args.out)
     if out.is_dir():
         raise PixitError(f"--out {out} is a folder; give a .json file name")
@@ -65,12 +77,13 @@ def run(args) -> int:
             print(f"{fraction:4.0%} {message}", flush=True)
 
     result = tune(args.dev, args.model, params, device=args.device, thresholds=thresholds,
-                  clustering_thresholds=deltas, min_durations_off=DEFAULT_MIN_OFF, collars=collars, progress=progress)
+                  clustering_thresholds=deltas, min_durations_off=DEFAULT_MIN_OFF, collars=collars, vad_options=vad_options,
+                  progress=progress)
     result.save(out)
     p = result.params
     print(f"DER {100 * result.baseline_der:.2f}% -> {100 * result.der:.2f}% with threshold={p.threshold:g} "
           f"clustering_threshold={p.clustering_threshold:g} min_duration_off={p.min_duration_off:g} "
-          f"leakage_collar={p.leakage_collar:g}", flush=True)
+          f"leakage_collar={p.leakage_collar:g} vad={p.vad}{'+gate' if p.vad_gate else ''}", flush=True)
     for note in result.notes:
         print(f"note: {note}", flush=True)
     print(f"wrote {out}", flush=True)
