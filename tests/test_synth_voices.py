@@ -88,3 +88,29 @@ def test_real_voices_stay_out_when_asked(monkeypatch):
     assert not any(v.real for v in pick_voices(rng, 3, real=False))
     if engines()["real"].available():
         assert any(v.real for v in pick_voices(rng, 2, real=True))
+
+
+def test_cli_natural_voices_varied_acoustics(tmp_path):
+    """`pixit synth --engines auto --voice-set heldout --acoustics varied` through the real CLI."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    held = base_voices(parse_engines("auto"), "heldout")
+    if not held:
+        pytest.skip("no held-out voice installed (flite / festival / piper)")
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PIXIT_SYNTH_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "core.cli", "synth", "--out", str(tmp_path / "c"), "--num-meetings", "1",
+                           "--duration", "8", "--speakers", "2", "--engines", "auto", "--voice-set", "heldout",
+                           "--acoustics", "varied", "--quiet"], capture_output=True, text=True, env=env, cwd=root, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((tmp_path / "c" / "meta" / "meeting000.json").read_text())
+    assert meta["voice_set"] == "heldout" and set(meta["engines"]) == set(parse_engines("auto"))
+    for speaker in meta["speakers"].values():
+        assert speaker["voice"]["engine"] in held
+        assert speaker["voice"]["engine"] == "piper" or speaker["voice"]["person"] == "slt"
+    stats = json.loads((tmp_path / "c" / "stats.json").read_text())
+    assert stats["acoustics"]["rooms"] == "simulated"

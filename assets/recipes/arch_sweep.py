@@ -9,7 +9,7 @@ bias it; one torch thread), then the best validation row is reported beside the 
 of the model (CPU seconds to run 60 s of audio as 5 s windows at a 1 s step, measured here in the
 same process for every candidate, and its ratio to the shipped model's architecture). Candidates
 are trained from scratch, except `warm`, which continues the shipped model's weights.
-Writes OUT_DIR/sweep.json and prints a markdown table.
+Writes OUT_DIR/sweep.json (rows of candidates not rerun are kept) and prints a markdown table.
 """
 
 from __future__ import annotations
@@ -82,8 +82,10 @@ def main() -> None:
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     shipped_cost = inference_cpu_seconds(BASE)
-    results = []
-    for name in args.only.split(","):
+    names = args.only.split(",")
+    previous = args.out / "sweep.json"  # rows of earlier invocations are kept (one sweep in several sittings)
+    results = [r for r in (json.loads(previous.read_text()) if previous.is_file() else []) if r["name"] not in names]
+    for name in names:
         config = CANDIDATES[name]
         settings = TrainConfig(max_steps=10**6, batch_size=4, chunk_duration=3.0, lr=1e-3, lambda_=0.5, sup_weight=0.5,
                                val_pairs=32, val_every=40, accelerator="cpu", seed=0)
