@@ -329,3 +329,18 @@ def test_manifest_reads_with_core_data(corpus):
         assert recording.duration == pytest.approx(25.0, abs=1e-3)
         assert recording.sources is not None and Path(recording.sources).is_dir()
         assert sorted(recording.annotation.labels()) == sorted(p.stem for p in Path(recording.sources).glob("*.wav"))
+
+
+def test_interrupted_corpus_goes_on(tmp_path, cache):
+    """A rerun with the same settings keeps the meetings already written and makes the missing ones
+    (identical to a run that was never interrupted); other settings make everything again."""
+    manifest = synth.make_corpus(tmp_path, 2, 6.0, speakers=(2, 2), seed=8, cache_dir=cache)
+    first = _read(tmp_path / "meeting001.wav")
+    kept = (tmp_path / "meeting000.wav").stat().st_mtime_ns
+    (tmp_path / "meta" / "meeting001.json").unlink()  # meeting001 was cut off before its meta
+    synth.make_corpus(tmp_path, 2, 6.0, speakers=(2, 2), seed=8, cache_dir=cache)
+    assert (tmp_path / "meeting000.wav").stat().st_mtime_ns == kept
+    assert np.array_equal(_read(tmp_path / "meeting001.wav"), first)
+    assert len(_rows(manifest)) == 2 and json.loads((tmp_path / "stats.json").read_text())["meetings"] == 2
+    synth.make_corpus(tmp_path, 2, 6.0, speakers=(2, 2), seed=9, cache_dir=cache)
+    assert (tmp_path / "meeting000.wav").stat().st_mtime_ns != kept

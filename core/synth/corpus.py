@@ -9,11 +9,16 @@ Layout:
     out_dir/noise/<uri>.wav          the background noise (kept out of sources/ on purpose)
     out_dir/meta/<uri>.json          voices, gains, room, noise, channel, overlap statistics
     out_dir/stats.json               corpus statistics (speech / overlap ratio)
+
+Resumable: a meeting whose files an earlier run with the same settings completed is kept, not made
+again (meeting i depends only on the seed and i), so an interrupted `pixit synth` goes on.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import os
 import tempfile
 import time
@@ -115,19 +120,27 @@ def make_corpus(out_dir: str | os.PathLike, num_meetings: int, duration: float,
     stats = []
     started = time.perf_counter()
     width = max(3, len(str(num_meetings - 1)))
+    settings = json.dumps([seed, duration, low, high, engine_names, voice_set, asdict(acoustics), reverb, noise,
+                           real_voices, asdict(config or ConversationConfig()), write_sources, pcm16], default=str)
+    fingerprint = hashlib.sha1(settings.encode()).hexdigest()[:16]
     for i in range(num_meetings):
         if should_stop is not None and should_stop():
             raise Cancelled(f"synthesis stopped after {i} of {num_meetings} meetings")
         uri = f"{prefix}{i:0{width}d}"
         if progress is not None:
             progress(i / num_meetings, f"meeting {i + 1}/{num_meetings} ({uri})")
+        rows.append((f"{uri}.wav", f"{uri}.rttm", f"{uri}.uem", f"sources/{uri}" if write_sources else ""))
+        done = _finished_meeting(out, uri, fingerprint)  # an interrupted run goes on where it stopped
+        if done is not None:
+            stats.append(done)
+            continue
         rng = np.random.default_rng([seed, i])
         n_spk = int(rng.integers(low, high + 1))
         meeting = make_meeting(uri, duration, n_spk, rng, config=config, reverb=reverb, noise=noise,
                                cache_dir=cache, real_voices=real_voices,
                                engine_names=engine_names, voice_set=voice_set, acoustics=acoustics)
+        meeting.meta["settings"] = fingerprint
         write_meeting(meeting, out, write_sources=write_sources, pcm16=pcm16)
-        rows.append((f"{uri}.wav", f"{uri}.rttm", f"{uri}.uem", f"sources/{uri}" if write_sources else ""))
         stats.append(meeting.meta)
     elapsed = time.perf_counter() - started
     lines = ["audio,rttm,uem,sources"] + [",".join(row) for row in rows]
@@ -147,6 +160,17 @@ def make_corpus(out_dir: str | os.PathLike, num_meetings: int, duration: float,
     if progress is not None:
         progress(1.0, f"{num_meetings} meetings written to {out}")
     return manifest
+
+
+def _finished_meeting(out: Path, uri: str, fingerprint: str) -> dict | None:
+    """The meta of meeting `uri` if an earlier run with the same settings wrote it completely
+    (meta/<uri>.json is written last), else None."""
+    path = out / "meta" / f"{uri}.json"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if meta.get("settings") == fingerprint and (out / f"{uri}.wav").is_file() else None
 
 
 def write_meeting(meeting: Meeting, out: Path, write_sources: bool = True, pcm16: bool = False) -> None:
