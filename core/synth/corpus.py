@@ -35,7 +35,7 @@ from core.synth.acoustics import AcousticsConfig, with_defaults
 from core.synth.conversation import ConversationConfig
 from core.synth.engines.espeak import require_espeak
 from core.synth.meeting import Meeting, make_meeting, speech_statistics
-from core.synth.voices import base_voices, default_cache_dir, max_speakers, parse_engines
+from core.synth.voices import default_cache_dir, parse_engines, require_voices
 
 ProgressFn = Callable[[float, str], None]
 
@@ -103,12 +103,7 @@ def make_corpus(out_dir: str | os.PathLike, num_meetings: int, duration: float,
     engine_names = parse_engines(engines)
     if "espeak" in engine_names:
         require_espeak()
-    if not base_voices(engine_names, voice_set):
-        raise PixitError(f"--engines: none of {','.join(engine_names)} is installed with voices of the "
-                         f"{voice_set!r} set")
-    limit = max_speakers(engine_names, voice_set)
-    if high > limit:
-        raise PixitError(f"--speakers: at most {limit} distinct voices are available, got {low}-{high}")
+    require_voices(engine_names, voice_set, high)
     acoustics = with_defaults(acoustics)
     cache = default_cache_dir() if cache_dir == "default" else (Path(cache_dir) if cache_dir else None)
 

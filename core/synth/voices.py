@@ -113,18 +113,25 @@ def max_speakers(engine_names: tuple[str, ...], voice_set: str = "all") -> int:
     return 2 * len(persons)
 
 
+def require_voices(engine_names: tuple[str, ...], voice_set: str, n: int) -> dict[str, tuple[BaseVoice, ...]]:
+    """The base voices of `engine_names` in `voice_set`; a one-line PixitError when there are none or
+    fewer than `n` speakers' worth."""
+    pools = base_voices(engine_names, voice_set)
+    if not pools:
+        raise PixitError(f"--engines: none of {','.join(engine_names)} is installed with voices of the {voice_set!r} set")
+    limit = max_speakers(engine_names, voice_set)
+    if n > limit:
+        raise PixitError(f"--speakers: at most {limit} distinct voices are available with {','.join(engine_names)} "
+                         f"({voice_set} voices), got {n}")
+    return pools
+
+
 def pick_voices(rng: np.random.Generator, n: int, real: bool = True, engine_names: tuple[str, ...] = ("espeak",),
                 voice_set: str = "all") -> list[Voice]:
     """`n` distinct pseudo-speakers for one meeting: each slot draws an engine (uniformly among
     those with voices), a base voice, a warp band not yet taken by that person, a pitch and a
     tempo; with `real`, a slot is now and then given to a speaker of a shipped real recording."""
-    pools = base_voices(engine_names, voice_set)
-    if not pools:
-        raise PixitError(f"no voices: none of the engines {', '.join(engine_names)} is installed "
-                         f"with voices of the {voice_set!r} set")
-    limit = max_speakers(engine_names, voice_set)
-    if n > limit:
-        raise PixitError(f"at most {limit} speakers per meeting with engines {','.join(engine_names)}")
+    pools = require_voices(engine_names, voice_set, n)
     names = sorted(pools)
     taken: set[tuple[str, int]] = set()  # (person, band) and its neighbours
     voices: list[Voice] = []

@@ -56,6 +56,30 @@ class Engine:
         raise NotImplementedError
 
 
+def wav_from_program(command: list[str], what: str, stdin: bytes | None = None) -> tuple[np.ndarray, int]:
+    """Run a synthesiser that writes a WAV file: "{wav}" in `command` is replaced by a temporary
+    path; (waveform, sample rate) of what it wrote, or a one-line PixitError naming `what`."""
+    import os
+    import subprocess
+    import tempfile
+
+    import soundfile as sf
+
+    from core.errors import PixitError
+
+    fd, path = tempfile.mkstemp(suffix=".wav")
+    os.close(fd)
+    try:
+        proc = subprocess.run([path if arg == "{wav}" else arg for arg in command], input=stdin,
+                              capture_output=True, check=False)
+        if proc.returncode != 0 or os.path.getsize(path) < 100:
+            raise PixitError(f"{what} failed: {proc.stderr.decode(errors='replace').strip()[:200] or 'no audio'}")
+        data, sr = sf.read(path, dtype="float32")
+    finally:
+        os.unlink(path)
+    return data, sr
+
+
 @lru_cache(maxsize=1)
 def engines() -> dict[str, Engine]:
     """Every engine this package knows, installed or not, by name."""

@@ -8,17 +8,15 @@ vocal-tract warp of core.synth.voices still moves it).
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from core.errors import PixitError
-from core.synth.engines import BaseVoice, Engine
+from core.synth.engines import BaseVoice, Engine, wav_from_program
 
 VOICE_ROOT = Path("/usr/share/festival/voices")
 # festival voice name -> person (kal_diphone is the speaker of flite's kal16, slt the one of flite's slt)
@@ -44,19 +42,8 @@ class Festival(Engine):
         return tuple(BaseVoice("festival", v, person, english=True) for v, person in VOICES.items() if v in installed)
 
     def render(self, ident: str, text: str, semitones: float, tempo: float) -> tuple[np.ndarray, int]:
-        import soundfile as sf
-
         if ident not in VOICES:
             raise PixitError(f"unknown festival voice {ident}")
-        fd, out = tempfile.mkstemp(suffix=".wav")
-        os.close(fd)
-        try:
-            proc = subprocess.run(["text2wave", "-eval", f"(voice_{ident})",
-                                   "-eval", f"(Parameter.set 'Duration_Stretch {1.0 / tempo:.4f})", "-o", out],
-                                  input=text.encode(), capture_output=True, check=False)
-            if proc.returncode != 0 or os.path.getsize(out) < 100:
-                raise PixitError(f"festival failed for voice {ident}: {proc.stderr.decode(errors='replace')[:200]}")
-            data, sr = sf.read(out, dtype="float32")
-        finally:
-            os.unlink(out)
-        return data, sr
+        command = ["text2wave", "-eval", f"(voice_{ident})", "-eval", f"(Parameter.set 'Duration_Stretch {1.0 / tempo:.4f})",
+                   "-o", "{wav}"]
+        return wav_from_program(command, f"festival voice {ident}", stdin=text.encode())

@@ -7,16 +7,13 @@ distribute". Pitch: flite's target mean F0 (rms ignores it), tempo: its duration
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import tempfile
 from functools import lru_cache
 
 import numpy as np
 
-from core.errors import PixitError
-from core.synth.engines import BaseVoice, Engine
+from core.synth.engines import BaseVoice, Engine, wav_from_program
 
 # voice -> (person, mean F0 in Hz measured on an ARCTIC-like sentence, or None without pitch control)
 VOICES = {"awb": ("awb", 129.0), "kal16": ("kal", 86.0), "rms": ("rms", None), "slt": ("slt", 175.0)}
@@ -42,19 +39,8 @@ class Flite(Engine):
                      for v, (person, f0) in VOICES.items() if v in listed)
 
     def render(self, ident: str, text: str, semitones: float, tempo: float) -> tuple[np.ndarray, int]:
-        import soundfile as sf
-
         args = ["flite", "-voice", ident, "--setf", f"duration_stretch={1.0 / tempo:.4f}"]
         f0 = VOICES[ident][1]
         if f0 is not None:
             args += ["--setf", f"int_f0_target_mean={f0 * 2 ** (semitones / 12):.2f}"]
-        fd, out = tempfile.mkstemp(suffix=".wav")
-        os.close(fd)
-        try:
-            proc = subprocess.run([*args, "-t", text, "-o", out], capture_output=True, check=False)
-            if proc.returncode != 0 or os.path.getsize(out) < 100:
-                raise PixitError(f"flite failed for voice {ident}: {proc.stderr.decode(errors='replace')[:200]}")
-            data, sr = sf.read(out, dtype="float32")
-        finally:
-            os.unlink(out)
-        return data, sr
+        return wav_from_program([*args, "-t", text, "-o", "{wav}"], f"flite voice {ident}")
