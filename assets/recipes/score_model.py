@@ -58,7 +58,8 @@ def si_sdr_improvement(manifest: Path, hyp: Path) -> dict:
 
 
 def score(model: str, work: Path, name: str, params: str | None, extra: list[str]) -> dict:
-    out = work / "eval" / Path(model).name / name
+    variant = "_".join(a.strip("-") for a in extra) or "plain"  # runs with other options keep their own outputs
+    out = work / "eval" / Path(model).name / variant / name
     common = ["--model", model, "--device", "cpu", "--overwrite", "--quiet", *extra] + (["--params", params] if params else [])
     if name in ("real", "demo"):
         audio = ROOT / ("assets/real/sample.wav" if name == "real" else "assets/demo/demo000.wav")
