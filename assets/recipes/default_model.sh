@@ -76,7 +76,7 @@ $PIXIT train --train "$WORK/train/manifest.csv" --dev "$WORK/dev/manifest.csv" -
 cat > "$WORK/start_params.json" <<'EOF'
 {"window": 5.0, "step": 1.0, "batch_size": 8, "embedding": "resemblyzer", "min_duration_on": 0.1}
 EOF
-[ -f "$WORK/params.json" ] || $PIXIT tune --dev "$WORK/dev/manifest.csv" --model "$WORK/run/model" \
+[ "$WORK/params.json" -nt "$WORK/run/model/model.safetensors" ] || $PIXIT tune --dev "$WORK/dev/manifest.csv" --model "$WORK/run/model" \
     --params "$WORK/start_params.json" --out "$WORK/params.json" --device cpu \
     --thresholds 0.3,0.4,0.5,0.6 --collars 0,0.25,0.5,1 --vad-options none,silero,silero+gate
 cp "$WORK/params.json" "$WORK/run/model/params.json"
