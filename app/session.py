@@ -82,10 +82,9 @@ def get_pipeline(model: str, device: str = "auto", params: dict | None = None):
 
 def default_model_available(model: str) -> bool:
     try:
-        from core.models.totatonet import resolve_model_path
+        from core.models import resolve_model
 
-        path = resolve_model_path(model)
-        return (Path(path) / "config.json").is_file()
+        return resolve_model(model) is not None
     except Exception:
         return False
 

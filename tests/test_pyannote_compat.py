@@ -174,7 +174,7 @@ def test_converted_checkpoint_reproduces_reference_forward(tmp_path):
     assert torch.allclose(sources, ref_sources, atol=1e-5, rtol=1e-4)
     assert torch.allclose(act, ref_act, atol=1e-5)
     # load_model accepts the .ckpt too (used by `pixit separate --model x.ckpt`)
-    from core.models.totatonet import load_model
+    from core.models import load_model
 
     assert load_model(path).config.to_dict() == model.config.to_dict()
 

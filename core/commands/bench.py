@@ -105,11 +105,9 @@ def run(args) -> int:
         raise PixitError("--duration must be positive")
     if args.speakers < 1:
         raise PixitError("--speakers must be >= 1")
-    from core.models.totatonet import resolve_model_path
+    from core.models import resolve_model
 
-    path = resolve_model_path(args.model)
-    if not path.exists():
-        raise PixitError(f"model {args.model} not found ({path}); pass --model with a model folder")
+    resolve_model(args.model)  # a model that does not resolve fails here, in one line
     rows = []
     tmp_ctx = tempfile.TemporaryDirectory(prefix="pixit-bench-") if not args.keep else None
     base = Path(args.keep) if args.keep else Path(tmp_ctx.name)

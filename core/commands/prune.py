@@ -115,7 +115,7 @@ def prune_model(model, train_manifest, out_dir, sparsity: float = 0.8, target: s
 
     from core.errors import PixitError
     from core.fileio import atomic_write_json, atomic_write_text
-    from core.models.totatonet import load_model
+    from core.models import load_model
     from core.pipeline import copy_tuned_params
     from core.pruning import save_pruned
     from core.pruning.distill import AudioChunks, PruneConfig, prune_ssl

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import zipfile
 from pathlib import Path
 
 import torch
@@ -128,6 +129,8 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such checkpoint file")
+    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
+        raise ModelError(f"{path.name}: not a readable PyTorch checkpoint (not a torch.save archive)")
     try:
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
