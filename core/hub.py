@@ -19,6 +19,7 @@ logs.
 
 from __future__ import annotations
 
+import logging
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -116,9 +117,16 @@ def hub_error(exc: BaseException, repo_id: str, revision: str | None = None, fil
 
 
 def _fetch(repo_id: str, filename: str, revision: str | None) -> Path:
+    """hf_hub_download, without its retry warnings (one line per failure is what the user gets)."""
     from huggingface_hub import hf_hub_download
 
-    return Path(hf_hub_download(repo_id, filename, revision=revision, library_name="pixit-workbench"))
+    logger = logging.getLogger("huggingface_hub")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return Path(hf_hub_download(repo_id, filename, revision=revision, library_name="pixit-workbench"))
+    finally:
+        logger.setLevel(level)
 
 
 @contextmanager

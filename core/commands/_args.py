@@ -13,3 +13,7 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+MODEL_HELP = ("a model folder, 'default' (the shipped model), a pyannote.audio ToTaToNet checkpoint, or a Hugging Face "
+              "Hub id org/name[@revision] (token: HF_TOKEN or `hf auth login`)")

@@ -12,7 +12,7 @@ import ipaddress
 import sys
 from pathlib import Path
 
-from core.commands._args import positive_int
+from core.commands._args import MODEL_HELP, positive_int
 
 
 def user_password(text: str) -> tuple[str, str]:
@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0 = everyone)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    parser.add_argument("--model", default="default", help="default model: a model folder or a shipped name")
+    parser.add_argument("--model", default="default", help=f"default model: {MODEL_HELP}")
     parser.add_argument("--workspace", default=None,
                         help="folder holding the per-session workspaces (default $PIXIT_WORKSPACE or "
                              "~/.cache/pixit-workbench)")

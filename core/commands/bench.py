@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.commands._args import MODEL_HELP
 from core.errors import PixitError
 
 SR = 16000
@@ -33,7 +34,7 @@ SR = 16000
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, nargs="+", default=[600.0], metavar="S", help="meeting duration(s) in seconds (default 600)")
-    parser.add_argument("--model", default="default", metavar="M", help="model folder or shipped name (default: default)")
+    parser.add_argument("--model", default="default", metavar="M", help=f"{MODEL_HELP} (default: default)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default: auto)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="windows per forward pass")
     parser.add_argument("--embedding", metavar="NAME", help="speaker embedding (default: from the params, resemblyzer)")

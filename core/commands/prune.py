@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.commands._args import positive_int
+from core.commands._args import MODEL_HELP, positive_int
 
 
 def _fraction(text: str) -> float:
@@ -36,7 +36,7 @@ def _fraction(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", metavar="M", help="ToTaToNet folder (or name) with an SSL front end, fine-tuned for the task")
+    parser.add_argument("--model", metavar="M", help=f"the model to prune, with an SSL front end fine-tuned for the task: {MODEL_HELP}")
     parser.add_argument("--train", metavar="MANIFEST", help="recordings whose audio is used for distillation (labels are not needed)")
     parser.add_argument("--out", metavar="DIR", help="output folder: DIR/model, DIR/ssl, DIR/pruning.json, DIR/history.csv")
     parser.add_argument("--sparsity", type=_fraction, default=0.8, help="target sparsity (default 0.8 = keep 20%%)")

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.commands._args import positive_int
+from core.commands._args import MODEL_HELP, positive_int
 from core.errors import PixitError
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".au"}
@@ -33,7 +33,7 @@ AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", "
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files, folders of audio files, or .txt lists of paths")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--model", default="default", metavar="M", help="model folder, shipped name or pyannote .ckpt (default: default)")
+    parser.add_argument("--model", default="default", metavar="M", help=f"{MODEL_HELP} (default: default)")
     parser.add_argument("--params", metavar="P.json", help="pipeline parameters written by `pixit tune`")
     parser.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="windows per forward pass (default: from params, 32)")

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from core.commands._args import positive_int
+from core.commands._args import MODEL_HELP, positive_int
 
 MASKERS = ("dprnn", "convtasnet", "sepformer", "spgm")
 
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training recordings: CSV audio,rttm[,uem][,sources] or a folder of name.wav + name.rttm")
     parser.add_argument("--dev", metavar="MANIFEST", help="validation recordings (default: held out from --train)")
     parser.add_argument("--out", required=True, metavar="RUN", help="run folder: RUN/model, RUN/metrics.csv, RUN/train.json")
-    parser.add_argument("--init", metavar="M", help="model folder or name to fine-tune (default: train from scratch)")
+    parser.add_argument("--init", metavar="M", help=f"the model to fine-tune (default: train from scratch): {MODEL_HELP}")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--max-steps", type=positive_int, metavar="N", help="number of optimiser steps")
     length.add_argument("--epochs", type=positive_int, metavar="N", help="number of epochs (default 10)")

@@ -8,12 +8,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core.commands._args import MODEL_HELP
 from core.errors import PixitError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dev", required=True, metavar="MANIFEST", help="dev manifest (CSV audio,rttm,uem[,sources] or a folder)")
-    parser.add_argument("--model", default="default", metavar="M", help="model folder, shipped name or pyannote .ckpt")
+    parser.add_argument("--model", default="default", metavar="M", help=MODEL_HELP)
     parser.add_argument("--out", required=True, metavar="PARAMS.json", help="where to write the tuned parameters")
     parser.add_argument("--params", metavar="P.json", help="starting parameters (window, step, embedding ...)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
