@@ -209,3 +209,58 @@ def test_cli_errors_for_hub_ids(audio, tmp_path):
                           "HF_HUB_OFFLINE=1")
     assert "hf_stored_login_token" not in line
     assert not (tmp_path / "out").exists()  # nothing was written
+
+
+# ------------------------------------------------------------------- SSL front ends and embeddings
+def test_ssl_front_end_by_hub_id_from_the_cache(offline_cache, tmp_path):
+    """transformers' own from_pretrained reads the hub cache for an SSL hub id (with its feature
+    extractor's do_normalize), and a saved ToTaToNet then no longer needs the hub at all."""
+    from test_ssl import _save_tiny, small_model_config
+
+    from core.models.ssl import SSLFrontEnd
+
+    folder = _save_tiny("wavlm", tmp_path / "wavlm-base-plus")
+    (folder / "preprocessor_config.json").write_text('{"feature_extractor_type": "Wav2Vec2FeatureExtractor", "do_normalize": false}')
+    write_hub_cache(offline_cache, "microsoft/wavlm-base-plus", {p.name: p for p in folder.iterdir()})
+    by_id = SSLFrontEnd({"name_or_path": "microsoft/wavlm-base-plus"}).eval()
+    by_folder = SSLFrontEnd({"name_or_path": str(folder)}).eval()
+    assert by_id.config_dict()["normalize"] is False  # read from the repo's preprocessor_config.json
+    x = 0.1 * torch.randn(1, 8000, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        assert torch.equal(by_id(x), by_folder(x))
+    net = ToTaToNet(small_model_config({"name_or_path": "microsoft/wavlm-base-plus@main"}))
+    net.save(tmp_path / "with-ssl")
+    import shutil
+
+    shutil.rmtree(offline_cache / "models--microsoft--wavlm-base-plus")  # the hub copy is gone
+    assert same_weights(load_model(tmp_path / "with-ssl"), net)
+
+
+def test_speechbrain_embedding_by_hub_id_from_the_cache(offline_cache, tmp_path):
+    """speechbrain's own loader fetches a speechbrain/* repo from the hub cache; other orgs are refused
+    (their hyperparams.yaml could run code)."""
+    import numpy as np
+    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+    from test_install import HYPERPARAMS
+
+    from core.embeddings import get_encoder
+    from core.errors import PixitError
+
+    torch.manual_seed(0)
+    net = ECAPA_TDNN(24, channels=[32, 32, 32, 32, 96], kernel_sizes=[5, 3, 3, 3, 1], dilations=[1, 2, 3, 4, 1],
+                     attention_channels=16, lin_neurons=24)
+    torch.save(net.state_dict(), tmp_path / "embedding_model.ckpt")
+    # the real repo's hyperparams.yaml points its pretrainer at the repo itself, as this one does
+    files = {"hyperparams.yaml": HYPERPARAMS.format(folder="speechbrain/spkrec-tiny"),
+             "embedding_model.ckpt": tmp_path / "embedding_model.ckpt"}
+    write_hub_cache(offline_cache, "speechbrain/spkrec-tiny", files)
+    encoder = get_encoder("speechbrain/spkrec-tiny", "cpu")
+    waves = [np.random.default_rng(i).standard_normal(16000).astype(np.float32) * 0.1 for i in range(2)]
+    emb = encoder(waves)
+    assert emb.shape == (2, 24) and np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(get_encoder("speechbrain-ecapa:speechbrain/spkrec-tiny", "cpu")(waves), emb, atol=1e-6)
+    write_hub_cache(offline_cache, "someone/ecapa", files)
+    with pytest.raises(PixitError, match="only repos of the speechbrain organisation are loaded by hub id"):
+        get_encoder("someone/ecapa", "cpu")
+    with pytest.raises(HubError, match="speechbrain/absent is not in the Hugging Face cache"):
+        get_encoder("speechbrain/absent", "cpu")
