@@ -19,6 +19,7 @@ COMMANDS = {
     "synth": "generate synthetic meetings with ground-truth sources",
     "prune": "structured pruning of the SSL front end",
     "bench": "real-time factor and peak memory of `separate`",
+    "export": "write a model as a pyannote.audio checkpoint (or as a model folder)",
     "app": "start the Gradio workbench",
 }
 
