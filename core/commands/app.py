@@ -12,7 +12,7 @@ import ipaddress
 import sys
 from pathlib import Path
 
-from core.commands._args import MODEL_HELP, positive_int
+from core.commands._args import MODEL_HELP, PARAMS_HELP, load_pipeline_params, positive_int
 
 
 def user_password(text: str) -> tuple[str, str]:
@@ -53,8 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "~/.cache/pixit-workbench)")
     parser.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (default 200 MB)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument("--params", default=None,
-                        help="pipeline parameters JSON (from `pixit tune`); default: the built-in ones")
+    parser.add_argument("--params", default=None, help=f"{PARAMS_HELP} (default: the model's own)")
     parser.add_argument("--models", action="append", default=[], metavar="DIR",
                         help="a folder whose model subfolders users may pick in the app (repeatable); no other "
                              "server path can be named from the app")
@@ -85,9 +84,7 @@ def run(args: argparse.Namespace) -> int:
         raise PixitError(f"--workspace {root}: cannot create it ({exc.strerror})") from None
     params = None
     if args.params:
-        from core.pipeline import PipelineParams
-
-        params = PipelineParams.load(args.params).to_dict()
+        params = load_pipeline_params(args.params, "app").to_dict()
     from app.session import default_model_available
 
     for d in args.models:

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.commands._args import MODEL_HELP, positive_int
+from core.commands._args import MODEL_HELP, PARAMS_HELP, load_pipeline_params, positive_int
 from core.errors import PixitError
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".au"}
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files, folders of audio files, or .txt lists of paths")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--model", default="default", metavar="M", help=f"{MODEL_HELP} (default: default)")
-    parser.add_argument("--params", metavar="P.json", help="pipeline parameters written by `pixit tune`")
+    parser.add_argument("--params", metavar="P", help=f"{PARAMS_HELP} (default: the model's params.json)")
     parser.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="windows per forward pass (default: from params, 32)")
     parser.add_argument("--devices", type=positive_int, metavar="N",
@@ -174,7 +174,7 @@ def run(args) -> int:
     check_speaker_bounds(args.num_speakers, args.min_speakers, args.max_speakers)
     if args.batch_size is not None and args.batch_size < 1:
         raise PixitError(f"--batch-size must be a positive integer, got {args.batch_size}")
-    params = PipelineParams.load(args.params) if args.params else PipelineParams.for_model(args.model)
+    params = load_pipeline_params(args.params, "separate") if args.params else PipelineParams.for_model(args.model)
     if args.batch_size is not None:
         params.batch_size = args.batch_size
     if args.embedding:
