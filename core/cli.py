@@ -20,6 +20,7 @@ COMMANDS = {
     "prune": "structured pruning of the SSL front end",
     "bench": "real-time factor and peak memory of `separate`",
     "export": "write a model as a pyannote.audio checkpoint (or as a model folder)",
+    "push": "upload a model to the Hugging Face Hub, with a generated model card",
     "app": "start the Gradio workbench",
 }
 

@@ -54,7 +54,7 @@ from core.models.pyannote_compat import (RELU_CLASS, RELU_MODULE, STAND_INS, TAS
 from core.models.resolve import PYANNOTE_WEIGHTS_NAME, load_model
 from core.models.totatonet import ToTaToNet
 
-__all__ = ["export_pyannote", "pyannote_blockers", "pyannote_python", "run_in_pyannote", "PYANNOTE_VERSION"]
+__all__ = ["export_pyannote", "check_exportable", "pyannote_blockers", "pyannote_python", "run_in_pyannote", "PYANNOTE_VERSION"]
 
 PYANNOTE_VERSION = "4.0.7"  # the pyannote.audio release this format is checked against (any 4.x loads it)
 WAVLM_LARGE = "microsoft/wavlm-large"  # what pyannote's ToTaToNet builds when use_wavlm is True
@@ -119,6 +119,13 @@ def pyannote_blockers(net: ToTaToNet, relu_subclass: bool = False) -> list[str]:
             if differ:
                 problems.append(f"its WavLM is not shaped like {WAVLM_LARGE}, which pyannote builds ({', '.join(differ)} differ)")
     return problems
+
+
+def check_exportable(net: ToTaToNet, relu_subclass: bool = False) -> None:
+    """A one-line ModelError with every reason pyannote's ToTaToNet cannot compute what `net` computes."""
+    problems = pyannote_blockers(net, relu_subclass)
+    if problems:
+        raise ModelError(f"cannot export for pyannote.audio: {'; '.join(problems)}")
 
 
 def _hyper_parameters(net: ToTaToNet) -> dict:
@@ -191,9 +198,7 @@ def export_pyannote(model: ToTaToNet | str | Path, out_path: str | Path, *, relu
     from importlib.metadata import version
 
     net = model if isinstance(model, ToTaToNet) else load_model(model)
-    problems = pyannote_blockers(net, relu_subclass)
-    if problems:
-        raise ModelError(f"cannot export for pyannote.audio: {'; '.join(problems)}")
+    check_exportable(net, relu_subclass)
     out_path = Path(out_path)
     target = out_path if out_path.suffix in (".bin", ".ckpt") else out_path / PYANNOTE_WEIGHTS_NAME
     if target.exists() and not overwrite:
