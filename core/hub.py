@@ -194,7 +194,7 @@ def cached_repos() -> list[CachedRepo]:
     from huggingface_hub.errors import CacheNotFound
 
     try:
-        info = scancache_dir()
+        info = scan_cache_dir()
     except (CacheNotFound, OSError):
         return []
     repos = []

@@ -264,3 +264,25 @@ def test_speechbrain_embedding_by_hub_id_from_the_cache(offline_cache, tmp_path)
         get_encoder("someone/ecapa", "cpu")
     with pytest.raises(HubError, match="speechbrain/absent is not in the Hugging Face cache"):
         get_encoder("speechbrain/absent", "cpu")
+
+
+def test_cached_models_lists_what_loads(offline_cache, tmp_path):
+    """What the app offers without network: own-format and pyannote ToTaToNet repos of the cache, not the
+    other models there (a transformers SSL model, a repo without weights)."""
+    from test_ssl import _save_tiny
+
+    from core.models.resolve import cached_models
+
+    write_hub_cache(offline_cache, "org/model", model_files(tmp_path / "m", 1))
+    write_hub_cache(offline_cache, "org/model-v2-only", model_files(tmp_path / "m2", 2), ref="v2")
+    write_hub_cache(offline_cache, "pyannote/separation-ami-1.0", {"pytorch_model.bin": pyannote_checkpoint(tmp_path / "p.bin")})
+    wavlm = _save_tiny("wavlm", tmp_path / "wavlm")
+    write_hub_cache(offline_cache, "microsoft/wavlm-base-plus", {p.name: p for p in wavlm.iterdir()})
+    torch.save({"state_dict": {}}, tmp_path / "other.bin")
+    write_hub_cache(offline_cache, "org/not-totatonet", {"pytorch_model.bin": tmp_path / "other.bin"})
+    listed = {m.name: m.kind for m in cached_models()}
+    v2 = next(m.name for m in cached_models() if m.repo_id == "org/model-v2-only")
+    assert listed == {"org/model": "pixit", v2: "pixit", "pyannote/separation-ami-1.0": "pyannote"}
+    assert v2.startswith("org/model-v2-only@") and resolve_model(v2).kind == "pixit"
+    with pytest.raises(ModelError, match="holds no model"):
+        resolve_model("microsoft/wavlm-base-plus")  # a transformers model is not a ToTaToNet

@@ -20,13 +20,14 @@ A model is named by
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ModelError
 from core.models.totatonet import CONFIG_NAME, FORMAT_NAME, WEIGHTS_NAME, ToTaToNet, load_folder
 
-__all__ = ["ModelSource", "resolve_model", "resolve_model_path", "load_model", "PARAMS_NAME", "PYANNOTE_WEIGHTS_NAME",
+__all__ = ["ModelSource", "resolve_model", "resolve_model_path", "load_model", "cached_models", "PARAMS_NAME", "PYANNOTE_WEIGHTS_NAME",
            "CHECKPOINT_SUFFIXES"]
 
 PARAMS_NAME = "params.json"  # pipeline parameters tuned for a model, kept in its folder
@@ -69,7 +70,7 @@ def shipped_model_dir(name: str = "default") -> Path:
 
 def _is_pixit_config(path: Path) -> bool:
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("format", FORMAT_NAME) == FORMAT_NAME
+        return json.loads(path.read_text(encoding="utf-8")).get("format") == FORMAT_NAME  # a transformers config is not one
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -127,6 +128,33 @@ def resolve_model(model: str | Path) -> ModelSource:
         return _from_hub(name, *hub_id)
     raise ModelError(f"{path} is not a model folder: no such file or folder (a model is a folder with {CONFIG_NAME} + "
                      f"{WEIGHTS_NAME}, 'default', a pyannote checkpoint, or a hub id org/name[@revision])")
+
+
+def _names_totatonet(checkpoint: Path) -> bool:
+    """Whether a torch.save archive's pickle names the ToTaToNet class, read as bytes (nothing unpickled)."""
+    try:
+        with zipfile.ZipFile(checkpoint) as archive:
+            pickle_name = next(n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
+            return b"ToTaToNet" in archive.read(pickle_name)
+    except (OSError, zipfile.BadZipFile, StopIteration):
+        return False
+
+
+def cached_models() -> list[ModelSource]:
+    """The models of the local Hugging Face cache that load here (this project's format, or a pyannote
+    ToTaToNet), one per repo (its newest snapshot); `name` is what to pass as `--model`."""
+    from core.hub import cached_repos
+
+    found = []
+    for repo in cached_repos():
+        name = repo.repo_id if "main" in repo.refs else f"{repo.repo_id}@{repo.revision}"
+        revision = None if "main" in repo.refs else repo.revision
+        snapshot = repo.snapshot
+        if (snapshot / WEIGHTS_NAME).is_file() and _is_pixit_config(snapshot / CONFIG_NAME):
+            found.append(ModelSource(name, "pixit", snapshot, repo.repo_id, revision))
+        elif (snapshot / PYANNOTE_WEIGHTS_NAME).is_file() and _names_totatonet(snapshot / PYANNOTE_WEIGHTS_NAME):
+            found.append(ModelSource(name, "pyannote", snapshot / PYANNOTE_WEIGHTS_NAME, repo.repo_id, revision))
+    return found
 
 
 def resolve_model_path(model: str | Path) -> Path:
