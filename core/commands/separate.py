@@ -174,7 +174,8 @@ def run(args) -> int:
     check_speaker_bounds(args.num_speakers, args.min_speakers, args.max_speakers)
     if args.batch_size is not None and args.batch_size < 1:
         raise PixitError(f"--batch-size must be a positive integer, got {args.batch_size}")
-    params = load_pipeline_params(args.params, "separate") if args.params else PipelineParams.for_model(args.model)
+    params = (load_pipeline_params(args.params, "separate", quiet=bool(args.shard)) if args.params
+              else PipelineParams.for_model(args.model))
     if args.batch_size is not None:
         params.batch_size = args.batch_size
     if args.embedding:
@@ -198,6 +199,9 @@ def run(args) -> int:
         if devices > 1 and args.device.startswith("cuda:"):
             raise PixitError("--devices starts one worker per GPU: use --device cuda (or auto), not one GPU")
         if devices * args.num_nodes > 1:
+            from core.models import resolve_model
+
+            resolve_model(args.model)  # a hub model is downloaded once, here, not by every worker at once
             return _start_workers(args, devices, gpus)
         rank, world = 0, 1
     prefix = f"worker {rank}/{world}: " if world > 1 else ""
