@@ -194,7 +194,7 @@ def cached_repos() -> list[CachedRepo]:
     from huggingface_hub.errors import CacheNotFound
 
     try:
-        info = scan_cache_dir()
+        info = scan_cache_dir(cache_dir())  # the folder hf_hub_download uses (read when called)
     except (CacheNotFound, OSError):
         return []
     repos = []
