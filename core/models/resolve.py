@@ -113,11 +113,18 @@ def _from_hub(name: str, repo_id: str, revision: str | None) -> ModelSource:
     return source
 
 
-def resolve_model(model: str | Path) -> ModelSource:
-    """What `model` names (see module docstring); a one-line ModelError / HubError otherwise."""
+def resolve_model(model: str | Path, hub_only: bool = False) -> ModelSource:
+    """What `model` names (see module docstring); a one-line ModelError / HubError otherwise.
+    `hub_only`: `model` must be a hub id and no local path is looked at (the app: a user must not
+    reach the server's folders by typing a relative path of the same shape)."""
     from core.hub import parse_hub_id
 
     name = str(model)
+    if hub_only:
+        hub_id = parse_hub_id(name)
+        if hub_id is None:
+            raise ModelError(f"{name!r} is not a Hugging Face Hub id (org/name[@revision])")
+        return _from_hub(name, *hub_id)
     if isinstance(model, str) and model == "default":
         return _local(name, shipped_model_dir())
     path = Path(model).expanduser()

@@ -69,6 +69,19 @@ def _architecture(net: ToTaToNet) -> str:
             f"{ssl}, encoder activation {c.encoder_activation}; {count_parameters(net):,} parameters")
 
 
+def _public_name(model: str | None) -> str | None:
+    """A model name fit for a public card: a hub id as it is, a local model by its folder name only."""
+    from core.hub import parse_hub_id
+
+    if not model:
+        return None
+    if model == "default":
+        return "the shipped default model of PixIT Workbench"
+    if parse_hub_id(model) is not None and not Path(model).exists():
+        return model
+    return f"a local model ({Path(model).name})"
+
+
 def model_card(model: str | Path | ModelSource, license: str = "other", parent: str | None = None,
                notes: list[str] | None = None, title: str | None = None, net: ToTaToNet | None = None) -> str:
     """README.md text for `model` (see module docstring). `parent` overrides the run's init model; `net`
@@ -82,12 +95,11 @@ def model_card(model: str | Path | ModelSource, license: str = "other", parent: 
     run = _run_folder(source)
     train = json.loads((run / "train.json").read_text(encoding="utf-8")) if run else {}
     parent = parent or train.get("init")
-    if parent == "default":
-        parent = "the shipped default model of PixIT Workbench"
     base = parent if parent and parse_hub_id(parent) and not Path(parent).exists() else None
+    parent = _public_name(parent)
     data = ModelCardData(license=license, library_name="pixit-workbench", tags=_TAGS, base_model=base)
 
-    lines = [f"# {title or source.label}", "",
+    lines = [f"# {title or source.repo_id or Path(str(source.name)).name}", "",
              "A joint speaker diarization + speech separation model (ToTaToNet, trained with PixIT, Kalda et al. "
              "2024), made with PixIT Workbench: `pixit separate AUDIO --model ORG/NAME` loads it by name.", "",
              "## Model", "", _architecture(net), ""]
