@@ -265,9 +265,9 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                 with gr.Group():
                     model_dd = gr.Dropdown(label="Model", choices=Session.startup_choices(settings),
                                            value="startup", elem_id="model_dd", interactive=True)
-                    model_path = gr.Textbox(label="...or a model folder of the server's --models folders, by name",
-                                            placeholder="folder name", elem_id="model_path",
-                                            visible=bool(settings.model_dirs))
+                    model_path = gr.Textbox(label="...or a Hugging Face Hub id, or a model folder of the server's "
+                                                  "--models folders by name", placeholder="org/name[@revision]",
+                                            elem_id="model_path")
                     spk_mode = gr.Radio(["auto", "fixed", "bounds"], value="auto", label="Number of speakers",
                                         elem_id="spk_mode")
                     with gr.Row():
@@ -377,6 +377,12 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                         retrain_note = gr.Markdown("", elem_id="retrain_note")
                         retrain_table = gr.Dataframe(headers=RETRAIN_HEADERS, interactive=False, elem_id="retrain_table",
                                                      label="Before / after on the held-out part")
+                        with gr.Accordion("Share the selected model on the Hugging Face Hub", open=False):
+                            with gr.Row():
+                                share_repo = gr.Textbox(label="repo (org/name)", elem_id="share_repo")
+                                share_private = gr.Checkbox(value=True, label="private", elem_id="share_private")
+                            share_btn = gr.Button("Share with a model card (uses the server's Hugging Face login)",
+                                                  elem_id="share_btn")
         bridge = gr.HTML("", visible="hidden", js_on_load=BRIDGE_JS, elem_id="bridge")
 
         # a session's edits and shortcuts run one at a time in arrival order (its Lane, entered by
@@ -813,6 +819,12 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         retrain_btn.click(retrain, [model_dd, model_path, lr, steps, heldout],
                           VIEW + LISTS + PLAYERS + [retrain_note, retrain_table], api_name="retrain",
                           concurrency_id="gpu", concurrency_limit=1, show_progress_on=[retrain_table])
+
+        @guard
+        def share(S, model_choice, model_folder, repo, private):
+            return S.share(*S.resolve_model(model_choice, model_folder), repo, private)
+
+        share_btn.click(share, [model_dd, model_path, share_repo, share_private], [status], api_name="share")
 
         @guard
         def refresh(S):

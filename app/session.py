@@ -30,6 +30,7 @@ from app.lane import Lane
 from app.models import served_model, served_models
 from app.workspace import PEAK_BLOCK, Meeting, Workspace, file_url
 from core.errors import AudioError, ModelError, PixitError
+from core.hub import parse_hub_id
 
 log = logging.getLogger("pixit.app")
 
@@ -80,12 +81,20 @@ def get_pipeline(model: str, device: str = "auto", params: dict | None = None):
         return _PIPELINES[key]
 
 
+def hub_model(hub_id: str) -> tuple[str, str]:
+    """(local snapshot or checkpoint, hub id) of a Hugging Face Hub model, fetched into the server's
+    hub cache with the server's login; only ever a hub id, never a server path of the same shape."""
+    from core.models import resolve_model
+
+    source = resolve_model(hub_id, hub_only=True)
+    return str(source.path), source.label
+
+
 def default_model_available(model: str) -> bool:
     try:
-        from core.models.totatonet import resolve_model_path
+        from core.models import resolve_model
 
-        path = resolve_model_path(model)
-        return (Path(path) / "config.json").is_file()
+        return resolve_model(model) is not None
     except Exception:
         return False
 
@@ -284,8 +293,10 @@ class Session:
         """The model list before a session is known. Values are names, never server paths."""
         model = settings.model or "default"
         shown = "default (shipped)" if model == "default" else f"startup model ({Path(model).name})"
-        return [(shown, "startup")] + [(f"{p.name} (server models)", f"models:{p.name}")
-                                       for p in served_models(settings)]
+        from core.models.resolve import cached_models
+
+        return ([(shown, "startup")] + [(f"{p.name} (server models)", f"models:{p.name}") for p in served_models(settings)]
+                + [(f"{m.name} (Hugging Face cache)", f"hub:{m.name}") for m in cached_models()])
 
     def model_choices(self) -> list[tuple[str, str]]:
         choices = self.startup_choices(self.settings)
@@ -300,9 +311,12 @@ class Session:
         whether or not it exists (the box is no probe of the server's disk)."""
         if typed and str(typed).strip():
             found = served_model(self.settings, str(typed).strip())
+            if found is None and parse_hub_id(str(typed).strip()) is not None:
+                return hub_model(str(typed).strip())
             if found is None:
                 raise ModelError("not one of this server's model folders: pick a model in the list, or type the "
-                                 "name of a folder the server offers (pixit app --models DIR)")
+                                 "name of a folder the server offers (pixit app --models DIR) or a Hugging Face "
+                                 "Hub id (org/name[@revision])")
             return str(found), found.name
         choice = str(choice or "startup")
         if choice == "startup":
@@ -313,7 +327,20 @@ class Session:
             return v["path"], v["id"]
         if choice.startswith("models:") and (found := served_model(self.settings, choice[7:])) is not None:
             return str(found), found.name
+        if choice.startswith("hub:"):
+            return hub_model(choice[4:])
         raise ModelError("unknown model choice: pick one in the list")
+
+    def share(self, model: str, model_label: str, repo_id: str, private: bool) -> str:
+        """Push `model` (a version, usually) to the Hub with a generated model card, as `pixit push` does;
+        the token is the server's (HF_TOKEN or its stored login), never typed in the app."""
+        from core.models.sharing import push_model
+
+        parent = next((v.get("parent") for v in self.ws.versions() if v["id"] == model_label), None)
+        url = push_model(model, str(repo_id or "").strip(), private=bool(private), parent=parent,
+                         notes=[f"shared from the PixIT Workbench app (model {model_label})"])
+        self.message = f"Shared **{model_label}** as **{repo_id}** on the Hugging Face Hub: {url}"
+        return self.message
 
     def run_model(self, model: str, model_label: str, num_speakers=None, min_speakers=None, max_speakers=None,
                   progress=None, should_stop=None) -> str:

@@ -19,6 +19,8 @@ COMMANDS = {
     "synth": "generate synthetic meetings with ground-truth sources",
     "prune": "structured pruning of the SSL front end",
     "bench": "real-time factor and peak memory of `separate`",
+    "export": "write a model as a pyannote.audio checkpoint (or as a model folder)",
+    "push": "upload a model to the Hugging Face Hub, with a generated model card",
     "app": "start the Gradio workbench",
 }
 

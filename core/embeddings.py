@@ -7,10 +7,14 @@ A back end is chosen by name (`PipelineParams.embedding`):
   mel power spectrogram, 25 ms / 10 ms) but not its webrtcvad silence trimming (the pipeline already
   selects speech), and batch the 1.6 s partial utterances of *all* requested segments into one
   forward pass (resemblyzer's own `embed_utterance` handles one utterance at a time).
-- ``"speechbrain-ecapa"`` (the PixIT paper's ECAPA-TDNN) when its weights exist locally:
-  ``"speechbrain-ecapa:/path/to/folder"``, or the folder in ``$PIXIT_ECAPA_DIR``, or
-  ``assets/embeddings/spkrec-ecapa-voxceleb``. Nothing is downloaded; a missing folder is a
-  one-line PixitError.
+- ``"speechbrain-ecapa"`` (the PixIT paper's ECAPA-TDNN): ``"speechbrain-ecapa:/path/to/folder"``,
+  or the folder in ``$PIXIT_ECAPA_DIR``, or ``assets/embeddings/spkrec-ecapa-voxceleb``; or by
+  Hugging Face Hub id, ``"speechbrain/spkrec-ecapa-voxceleb[@revision]"`` (also as
+  ``"speechbrain-ecapa:speechbrain/..."``), fetched by speechbrain's own loader into the hub cache
+  (HF_HUB_OFFLINE and HF_TOKEN respected; core.hub's one-line errors). A speechbrain
+  hyperparams.yaml can instantiate any class, so hub ids are accepted only from the ``speechbrain``
+  organisation; anything else must be a folder the user chose. A missing folder is a one-line
+  PixitError.
 - ``"mfcc"``: mean and standard deviation of MFCCs (and deltas). No weights, no network: a tiny
   fallback for tests and for machines without either encoder. Only distinguishes very different
   voices.
@@ -29,8 +33,10 @@ from typing import Callable, Protocol
 import numpy as np
 
 from core.errors import PixitError
+from core.hub import parse_hub_id
 
 SAMPLE_RATE = 16_000
+TRUSTED_SPEECHBRAIN_ORGS = ("speechbrain",)  # hub ids whose hyperparams.yaml (which can run code) is loaded
 
 __all__ = ["SpeakerEncoder", "get_encoder", "available_encoders", "l2_normalise"]
 
@@ -76,6 +82,8 @@ def get_encoder(name: str, device: str = "cpu") -> SpeakerEncoder:
 @functools.lru_cache(maxsize=8)
 def _get_encoder(name: str, device: str) -> SpeakerEncoder:
     base, _, arg = name.partition(":")
+    if base not in available_encoders() and parse_hub_id(name) is not None:  # a speechbrain repo by hub id
+        base, arg = "speechbrain-ecapa", name
     if base == "resemblyzer":
         return ResemblyzerEncoder(device)
     if base == "speechbrain-ecapa":
@@ -152,29 +160,46 @@ class EcapaEncoder:
     batch_size = 32
 
     def __init__(self, folder: str | None, device: str = "cpu"):
-        candidates = [folder] if folder else [
-            os.environ.get("PIXIT_ECAPA_DIR"),
-            str(Path(__file__).resolve().parent.parent / "assets" / "embeddings" / "spkrec-ecapa-voxceleb"),
-        ]
-        path = next((Path(c).expanduser() for c in candidates if c and (Path(c).expanduser() / "hyperparams.yaml").is_file()), None)
-        if path is None:
-            where = folder or "$PIXIT_ECAPA_DIR or assets/embeddings/spkrec-ecapa-voxceleb"
-            raise PixitError(
-                f"speechbrain-ecapa weights not found in {where} (need a local copy of "
-                "speechbrain/spkrec-ecapa-voxceleb with hyperparams.yaml; nothing is downloaded); "
-                "use embedding 'resemblyzer' instead"
-            )
+        from core.hub import translated_errors
+
+        hub_id = parse_hub_id(folder) if folder and not Path(folder).expanduser().exists() else None
+        if hub_id is not None:
+            source, revision, savedir = hub_id[0], hub_id[1], None  # speechbrain reads the hub cache itself
+            if source.split("/")[0] not in TRUSTED_SPEECHBRAIN_ORGS:
+                raise PixitError(
+                    f"speechbrain-ecapa: {source}: a speechbrain hyperparams.yaml can run code, so only repos of the "
+                    f"{', '.join(TRUSTED_SPEECHBRAIN_ORGS)} organisation are loaded by hub id; if you trust it, "
+                    f"download it (`hf download {source} --local-dir DIR`) and pass speechbrain-ecapa:DIR")
+        else:
+            candidates = [folder] if folder else [
+                os.environ.get("PIXIT_ECAPA_DIR"),
+                str(Path(__file__).resolve().parent.parent / "assets" / "embeddings" / "spkrec-ecapa-voxceleb"),
+            ]
+            path = next((Path(c).expanduser() for c in candidates if c and (Path(c).expanduser() / "hyperparams.yaml").is_file()), None)
+            if path is None:
+                where = folder or "$PIXIT_ECAPA_DIR or assets/embeddings/spkrec-ecapa-voxceleb"
+                raise PixitError(
+                    f"speechbrain-ecapa weights not found in {where} (need a folder with hyperparams.yaml, or name "
+                    "a hub id: speechbrain/spkrec-ecapa-voxceleb); or use embedding 'resemblyzer' instead"
+                )
+            source, revision, savedir = str(path), None, str(path)
         try:
             import torch
             from speechbrain.inference.speaker import EncoderClassifier
+            from speechbrain.utils.fetching import FetchConfig
         except Exception as exc:
             raise PixitError(f"speechbrain cannot be imported ({str(exc).splitlines()[0]})") from None
         try:
-            self.model = EncoderClassifier.from_hparams(
-                source=str(path), savedir=str(path), run_opts={"device": device}
-            )
+            with translated_errors(source, revision):
+                # token None: huggingface_hub's own (HF_TOKEN or the stored login); speechbrain's default sends none
+                self.model = EncoderClassifier.from_hparams(
+                    source=source, savedir=savedir, run_opts={"device": device},
+                    fetch_config=FetchConfig(revision=revision, token=None),
+                )
+        except PixitError:
+            raise
         except Exception as exc:
-            raise PixitError(f"cannot load speechbrain-ecapa from {path} ({str(exc).splitlines()[0]})") from None
+            raise PixitError(f"cannot load speechbrain-ecapa from {source} ({str(exc).splitlines()[0]})") from None
         self._torch = torch
         self.device = device
 

@@ -31,3 +31,7 @@ class Interrupted(Cancelled):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.signum = signum
+
+
+class HubError(PixitError):
+    """A Hugging Face Hub repo or file that cannot be fetched or written (gated, unknown, offline ...)."""

@@ -1,4 +1,5 @@
-"""Atomic file writes: write to a temporary file in the same folder, then rename over the target."""
+"""File I/O that must not go wrong: atomic writes (a temporary file in the same folder, then a rename
+over the target) and reading model weights from safetensors only (never a pickle)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from core.errors import ModelError
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -35,3 +38,14 @@ def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_safetensors(path: str | os.PathLike) -> dict:
+    """A safetensors state dict (tensor name -> torch tensor), or a one-line ModelError."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as e:
+        lines = str(e).strip().splitlines()
+        raise ModelError(f"{path} cannot be read: {lines[0] if lines else type(e).__name__}") from None

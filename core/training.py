@@ -435,7 +435,7 @@ def uses_gpu(accelerator: str) -> bool:
 def default_model_config(gpu: bool):
     """The architecture trained when none is given: the paper's on a GPU; on a CPU the shipped default
     model's (the paper-size model needs about 5 GB per 5 s chunk pair and trains at ~0.1 step/s here)."""
-    from core.models.totatonet import ToTaToNetConfig, resolve_model_path
+    from core.models import ToTaToNetConfig, resolve_model_path
 
     if gpu:
         return ToTaToNetConfig(), "the paper's architecture (GPU)"
@@ -447,7 +447,7 @@ def default_model_config(gpu: bool):
 
 def _build_model(init, model_config, gpu: bool = False):
     """(model, note): the model to train and, when the architecture was chosen here, why."""
-    from core.models.totatonet import ToTaToNet, ToTaToNetConfig, load_model
+    from core.models import ToTaToNet, ToTaToNetConfig, load_model
 
     if init is not None and model_config is not None:
         raise PixitError("give either a model to fine-tune (init) or a model config, not both")

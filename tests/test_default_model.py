@@ -28,7 +28,7 @@ DEMO_DER_BOUND = 0.45  # measured 0.214 on demo000 when shipped (MODEL_CARD.md),
 
 @pytest.fixture(scope="module")
 def model():
-    from core.models.totatonet import load_model
+    from core.models import load_model
 
     torch.set_num_threads(1)  # a shared, busy CPU: one thread is faster than two oversubscribed ones
     return load_model("default")
@@ -45,7 +45,7 @@ def test_folder_is_complete_and_small():
 
 
 def test_default_model_loads_with_documented_size(model):
-    from core.models.totatonet import count_parameters, resolve_model_path
+    from core.models import count_parameters, resolve_model_path
 
     assert resolve_model_path("default").resolve() == MODEL_DIR.resolve()
     assert not model.training

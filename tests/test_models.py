@@ -220,9 +220,12 @@ def test_load_errors(tmp_path):
         load_model(empty)
     with pytest.raises(ModelError, match="is not a model folder"):
         load_model(tmp_path / "does-not-exist")
-    random_file = tmp_path / "random.bin"
+    random_file = tmp_path / "random.txt"
     random_file.write_bytes(os.urandom(100))
     with pytest.raises(ModelError, match="is not a model folder"):
+        load_model(random_file)
+    random_file = random_file.rename(tmp_path / "random.bin")  # checkpoint suffixes are read as pyannote checkpoints
+    with pytest.raises(ModelError, match="random.bin: not a readable PyTorch checkpoint"):
         load_model(random_file)
 
     good = tmp_path / "good"
@@ -263,11 +266,14 @@ def test_load_errors(tmp_path):
         assert "\n" not in str(e)
 
 
-def test_default_name_resolves_to_assets():
+def test_default_name_resolves_to_assets(tmp_path, monkeypatch):
     import core
 
     path = resolve_model_path("default")
     assert path == Path(core.__file__).resolve().parent.parent / "assets" / "models" / "default"
+    local = tmp_path / "some" / "folder"  # an existing local path wins over a hub id of the same shape
+    tiny_model().save(local)
+    monkeypatch.chdir(tmp_path)
     assert resolve_model_path("some/folder") == Path("some/folder")
     if not (path / "config.json").exists():
         with pytest.raises(ModelError, match="is not a model folder"):

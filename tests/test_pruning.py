@@ -345,7 +345,7 @@ def test_prune_command_end_to_end(tmp_path, tiny_corpus):
     assert "pixit_pruning" in saved["ssl"]["hf_config"]
     # the pipeline parameters tuned for the model stay with the pruned one
     assert PipelineParams.load(res["model_dir"] / "params.json").threshold == 0.3
-    from core.models.totatonet import load_model
+    from core.models import load_model
 
     reloaded = load_model(res["model_dir"])
     assert numel(reloaded.ssl.model) == numel(ssl)

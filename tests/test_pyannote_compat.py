@@ -174,7 +174,7 @@ def test_converted_checkpoint_reproduces_reference_forward(tmp_path):
     assert torch.allclose(sources, ref_sources, atol=1e-5, rtol=1e-4)
     assert torch.allclose(act, ref_act, atol=1e-5)
     # load_model accepts the .ckpt too (used by `pixit separate --model x.ckpt`)
-    from core.models.totatonet import load_model
+    from core.models import load_model
 
     assert load_model(path).config.to_dict() == model.config.to_dict()
 
@@ -222,3 +222,43 @@ def test_checkpoint_errors(tmp_path):
         convert_checkpoint(tmp_path / "extra.ckpt")
     with pytest.raises(ModelError, match="no such"):
         convert_checkpoint(tmp_path / "missing.ckpt")
+
+
+def test_wavlm_large_checkpoint_builds_wavlm_from_its_configuration_alone(tmp_path, monkeypatch):
+    """The paper's checkpoint (pyannote/separation-ami-1.0, gated: not reachable here) carries fine-tuned
+    WavLM-Large weights. A checkpoint with WavLM-Large's exact tensor names and shapes (built by
+    transformers on the meta device, so no 1.2 GB file) converts with every tensor placed, its WavLM
+    rebuilt from the tensor shapes as microsoft/wavlm-large's architecture, with the network blocked
+    and an empty offline hub cache: nothing is downloaded."""
+    import socket
+
+    from huggingface_hub import constants
+    from transformers import WavLMConfig, WavLMModel
+
+    from core.models.pyannote_compat import config_from_checkpoint, convert_state_dict
+    from core.models.totatonet import ToTaToNet
+
+    def no_network(*args, **kwargs):
+        raise OSError("network access in a test that must not download")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    # microsoft/wavlm-large's config.json, its architecture fields (everything else is WavLMConfig's default)
+    large = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096, conv_bias=False,
+                 feat_extract_norm="layer", do_stable_layer_norm=True, num_buckets=320, max_bucket_distance=800,
+                 num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16)
+    with torch.device("meta"):
+        wavlm = WavLMModel(WavLMConfig(**large))
+    sd = reference_state_dict(HP["encoder_decoder"]["n_filters"] + 1024)  # the masker sees filters + WavLM features
+    sd.update({f"wavlm.{k}": v for k, v in wavlm.state_dict().items()})
+    config = config_from_checkpoint({"hyper_parameters": HP, "state_dict": sd})
+    rebuilt = config["ssl"]["hf_config"]
+    assert {k: rebuilt[k] for k in large} == large
+    assert rebuilt["conv_dim"] == [512] * 7 and rebuilt["conv_kernel"] == [10, 3, 3, 3, 3, 2, 2]
+    assert rebuilt["conv_stride"] == [5, 2, 2, 2, 2, 2, 2]
+    with torch.device("meta"):
+        model = ToTaToNet(config)
+    state = convert_state_dict(sd, model)  # raises on any unplaced or missing tensor, or a shape that does not fit
+    assert set(state) == set(model.state_dict()) and model.ssl.hidden_size == 1024
+    assert sum(v.numel() for k, v in state.items() if k.startswith("ssl.model.")) > 300e6  # WavLM-Large: 315 M

@@ -124,13 +124,19 @@ def test_normalisation_decision(tmp_path, wavlm_dir, hubert_dir):
     assert SSLFrontEnd({"name_or_path": str(folder), "normalize": False}).config_dict()["normalize"] is False
 
 
-def test_missing_model_is_model_error(tmp_path):
+def test_missing_model_is_model_error(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from core.errors import HubError
+
     with pytest.raises(ModelError, match="local folder"):
         SSLFrontEnd({"name_or_path": str(tmp_path / "no-such-wavlm")})
-    with pytest.raises(ModelError, match="local folder"):
+    with pytest.raises(ModelError, match="could not be loaded from its local folder"):
         SSLFrontEnd({"name_or_path": str(tmp_path)})  # a folder without a model
-    with pytest.raises(ModelError, match="local folder"):
-        SSLFrontEnd({"name_or_path": "nobody-has/this-model-xyz"})  # not in the cache, no download
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubError, match="nobody-has/this-model-xyz is not in the Hugging Face cache"):
+        SSLFrontEnd({"name_or_path": "nobody-has/this-model-xyz"})  # a hub id: offline, not cached
     with pytest.raises(ModelError):
         SSLFrontEnd({})
     with pytest.raises(ModelError, match="local folder"):

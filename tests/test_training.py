@@ -40,7 +40,7 @@ def trained(corpus, tmp_path_factory):
 
 
 def test_train_writes_loadable_model_and_metrics(trained):
-    from core.models.totatonet import load_model
+    from core.models import load_model
 
     out, result, messages = trained
     assert result.model_dir == out / "model" and result.metrics_path == out / "metrics.csv"
@@ -74,7 +74,7 @@ def test_best_model_is_the_lowest_validation_loss(trained, corpus):
     """Re-validating the exported model on the same fixed pairs gives the best logged loss."""
     from core.data import FixedPairs, FrameGrid, PairSampler, read_manifest
     from core.losses import pixit_loss
-    from core.models.totatonet import load_model
+    from core.models import load_model
 
     out, result, _ = trained
     model = load_model(result.model_dir)
@@ -90,7 +90,7 @@ def test_best_model_is_the_lowest_validation_loss(trained, corpus):
 
 
 def test_fine_tune_from_init_diarization_only_with_supervision(trained, corpus, tmp_path):
-    from core.models.totatonet import load_model
+    from core.models import load_model
 
     from core.pipeline import PipelineParams
 

@@ -93,7 +93,7 @@ def test_sigterm_marks_the_run_cancelled(corpus, tmp_path):
     assert err.strip().splitlines()[-1] == "pixit train: stopped by SIGTERM"
     state = json.loads((run / "train.json").read_text())
     assert state["status"] == "cancelled" and state["stopped_by"] == "SIGTERM" and state["steps"] >= 2
-    from core.models.totatonet import load_model
+    from core.models import load_model
 
     load_model(run / "model")  # the best model so far is complete
 
@@ -115,7 +115,7 @@ def test_two_cpu_processes_train_one_model(corpus, tmp_path):
     assert len(rows) == 1 + 2 and [r.split(",")[0] for r in rows[1:]] == ["2", "4"]  # one row per validation
     assert sorted(p.name for p in (run / "model").iterdir()) == ["config.json", "model.safetensors"]
     assert out.count("validation at step 4") == 1  # printed by rank 0 only
-    from core.models.totatonet import load_model
+    from core.models import load_model
 
     load_model(run / "model")
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from core.errors import Cancelled  # noqa: E402
-from core.models.totatonet import ToTaToNet, ToTaToNetConfig, count_parameters, resolve_model_path  # noqa: E402
+from core.models import ToTaToNet, ToTaToNetConfig, count_parameters, resolve_model_path  # noqa: E402
 from core.training import TrainConfig, train  # noqa: E402
 
 SHIPPED = json.loads((resolve_model_path("default") / "config.json").read_text())

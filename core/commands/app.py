@@ -12,7 +12,7 @@ import ipaddress
 import sys
 from pathlib import Path
 
-from core.commands._args import positive_int
+from core.commands._args import MODEL_HELP, PARAMS_HELP, load_pipeline_params, positive_int
 
 
 def user_password(text: str) -> tuple[str, str]:
@@ -47,14 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0 = everyone)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    parser.add_argument("--model", default="default", help="default model: a model folder or a shipped name")
+    parser.add_argument("--model", default="default", help=f"default model: {MODEL_HELP}")
     parser.add_argument("--workspace", default=None,
                         help="folder holding the per-session workspaces (default $PIXIT_WORKSPACE or "
                              "~/.cache/pixit-workbench)")
     parser.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (default 200 MB)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument("--params", default=None,
-                        help="pipeline parameters JSON (from `pixit tune`); default: the built-in ones")
+    parser.add_argument("--params", default=None, help=f"{PARAMS_HELP} (default: the model's own)")
     parser.add_argument("--models", action="append", default=[], metavar="DIR",
                         help="a folder whose model subfolders users may pick in the app (repeatable); no other "
                              "server path can be named from the app")
@@ -85,9 +84,7 @@ def run(args: argparse.Namespace) -> int:
         raise PixitError(f"--workspace {root}: cannot create it ({exc.strerror})") from None
     params = None
     if args.params:
-        from core.pipeline import PipelineParams
-
-        params = PipelineParams.load(args.params).to_dict()
+        params = load_pipeline_params(args.params, "app").to_dict()
     from app.session import default_model_available
 
     for d in args.models:

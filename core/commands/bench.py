@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.commands._args import MODEL_HELP
 from core.errors import PixitError
 
 SR = 16000
@@ -33,7 +34,7 @@ SR = 16000
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, nargs="+", default=[600.0], metavar="S", help="meeting duration(s) in seconds (default 600)")
-    parser.add_argument("--model", default="default", metavar="M", help="model folder or shipped name (default: default)")
+    parser.add_argument("--model", default="default", metavar="M", help=f"{MODEL_HELP} (default: default)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default: auto)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="windows per forward pass")
     parser.add_argument("--embedding", metavar="NAME", help="speaker embedding (default: from the params, resemblyzer)")
@@ -105,11 +106,9 @@ def run(args) -> int:
         raise PixitError("--duration must be positive")
     if args.speakers < 1:
         raise PixitError("--speakers must be >= 1")
-    from core.models.totatonet import resolve_model_path
+    from core.models import resolve_model
 
-    path = resolve_model_path(args.model)
-    if not path.exists():
-        raise PixitError(f"model {args.model} not found ({path}); pass --model with a model folder")
+    resolve_model(args.model)  # a model that does not resolve fails here, in one line
     rows = []
     tmp_ctx = tempfile.TemporaryDirectory(prefix="pixit-bench-") if not args.keep else None
     base = Path(args.keep) if args.keep else Path(tmp_ctx.name)

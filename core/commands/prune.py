@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.commands._args import positive_int
+from core.commands._args import MODEL_HELP, positive_int
 
 
 def _fraction(text: str) -> float:
@@ -36,7 +36,7 @@ def _fraction(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", metavar="M", help="ToTaToNet folder (or name) with an SSL front end, fine-tuned for the task")
+    parser.add_argument("--model", metavar="M", help=f"the model to prune, with an SSL front end fine-tuned for the task: {MODEL_HELP}")
     parser.add_argument("--train", metavar="MANIFEST", help="recordings whose audio is used for distillation (labels are not needed)")
     parser.add_argument("--out", metavar="DIR", help="output folder: DIR/model, DIR/ssl, DIR/pruning.json, DIR/history.csv")
     parser.add_argument("--sparsity", type=_fraction, default=0.8, help="target sparsity (default 0.8 = keep 20%%)")
@@ -115,7 +115,7 @@ def prune_model(model, train_manifest, out_dir, sparsity: float = 0.8, target: s
 
     from core.errors import PixitError
     from core.fileio import atomic_write_json, atomic_write_text
-    from core.models.totatonet import load_model
+    from core.models import load_model
     from core.pipeline import copy_tuned_params
     from core.pruning import save_pruned
     from core.pruning.distill import AudioChunks, PruneConfig, prune_ssl

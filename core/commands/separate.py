@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.commands._args import positive_int
+from core.commands._args import MODEL_HELP, PARAMS_HELP, load_pipeline_params, positive_int
 from core.errors import PixitError
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".au"}
@@ -33,8 +33,8 @@ AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", "
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files, folders of audio files, or .txt lists of paths")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--model", default="default", metavar="M", help="model folder, shipped name or pyannote .ckpt (default: default)")
-    parser.add_argument("--params", metavar="P.json", help="pipeline parameters written by `pixit tune`")
+    parser.add_argument("--model", default="default", metavar="M", help=f"{MODEL_HELP} (default: default)")
+    parser.add_argument("--params", metavar="P", help=f"{PARAMS_HELP} (default: the model's params.json)")
     parser.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="windows per forward pass (default: from params, 32)")
     parser.add_argument("--devices", type=positive_int, metavar="N",
@@ -177,7 +177,8 @@ def run(args) -> int:
     check_speaker_bounds(args.num_speakers, args.min_speakers, args.max_speakers)
     if args.batch_size is not None and args.batch_size < 1:
         raise PixitError(f"--batch-size must be a positive integer, got {args.batch_size}")
-    params = PipelineParams.load(args.params) if args.params else PipelineParams.for_model(args.model)
+    params = (load_pipeline_params(args.params, "separate", quiet=bool(args.shard)) if args.params
+              else PipelineParams.for_model(args.model))
     if args.batch_size is not None:
         params.batch_size = args.batch_size
     if args.embedding:
@@ -208,6 +209,9 @@ def run(args) -> int:
         if devices > 1 and args.device.startswith("cuda:"):
             raise PixitError("--devices starts one worker per GPU: use --device cuda (or auto), not one GPU")
         if devices * args.num_nodes > 1:
+            from core.models import resolve_model
+
+            resolve_model(args.model)  # a hub model is downloaded once, here, not by every worker at once
             return _start_workers(args, devices, gpus)
         rank, world = 0, 1
     prefix = f"worker {rank}/{world}: " if world > 1 else ""

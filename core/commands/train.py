@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from core.commands._args import positive_int
+from core.commands._args import MODEL_HELP, positive_int
 
 MASKERS = ("dprnn", "convtasnet", "sepformer", "spgm")
 
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training recordings: CSV audio,rttm[,uem][,sources] or a folder of name.wav + name.rttm")
     parser.add_argument("--dev", metavar="MANIFEST", help="validation recordings (default: held out from --train)")
     parser.add_argument("--out", required=True, metavar="RUN", help="run folder: RUN/model, RUN/metrics.csv, RUN/train.json")
-    parser.add_argument("--init", metavar="M", help="model folder or name to fine-tune (default: train from scratch)")
+    parser.add_argument("--init", metavar="M", help=f"the model to fine-tune (default: train from scratch): {MODEL_HELP}")
     parser.add_argument("--resume", action="store_true",
                         help="go on with RUN from RUN/checkpoint (weights, optimizer, LR schedule, step count; "
                              "written at every validation and when stopped by a signal); --max-steps is the total")

@@ -8,14 +8,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core.commands._args import MODEL_HELP, PARAMS_HELP, load_pipeline_params
 from core.errors import PixitError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dev", required=True, metavar="MANIFEST", help="dev manifest (CSV audio,rttm,uem[,sources] or a folder)")
-    parser.add_argument("--model", default="default", metavar="M", help="model folder, shipped name or pyannote .ckpt")
+    parser.add_argument("--model", default="default", metavar="M", help=MODEL_HELP)
     parser.add_argument("--out", required=True, metavar="PARAMS.json", help="where to write the tuned parameters")
-    parser.add_argument("--params", metavar="P.json", help="starting parameters (window, step, embedding ...)")
+    parser.add_argument("--params", metavar="P", help=f"starting parameters (window, step, embedding ...): {PARAMS_HELP}")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="windows per forward pass")
     parser.add_argument("--embedding", metavar="NAME", help="speaker embedding: resemblyzer, speechbrain-ecapa[:DIR], mfcc")
@@ -50,7 +51,7 @@ def run(args) -> int:
     collars = _floats(args.collars, "--collars", DEFAULT_COLLARS)
     if any(x < 0 for x in deltas + collars):
         raise PixitError("clustering thresholds and collars must be >= 0")
-    params = PipelineParams.load(args.params) if args.params else PipelineParams()
+    params = load_pipeline_params(args.params, "tune") if args.params else PipelineParams()
     if args.batch_size is not None:
         if args.batch_size < 1:
             raise PixitError(f"--batch-size must be a positive integer, got {args.batch_size}")

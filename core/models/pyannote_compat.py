@@ -9,7 +9,8 @@ Anything else that is not tensors / containers / numbers is refused with a Model
 Hyper-parameters come from ckpt["hyper_parameters"] (encoder_decoder, dprnn, linear, diar,
 wavlm_frozen, sample_rate); `n_sources` is not saved by pyannote and is read from the shape of
 `masker.first_out.1.weight` (n_sources * bn_chan, bn_chan, 1, 1); WavLM is present when
-`wavlm.*` tensors are.
+`wavlm.*` tensors are. A checkpoint whose architecture is `core.models.pyannote_arch.ToTaToNetEncoderReLU`
+(written by `pixit export --relu-subclass`) converts with encoder_activation "relu".
 
 Reference parameter names and shapes (pyannote.audio 4.0.7 ToTaToNet + asteroid 0.7.0 DPRNN,
 paper config: n_filters 64, kernel 32, stride 16, bn_chan 128, hid 128, 6 repeats, 3 sources) and
@@ -47,44 +48,75 @@ the way Lightning saves it (state_dict + hyper_parameters + pyannote.audio speci
 strictly (no missing / unexpected tensors) and the converted model reproduces, to float32
 precision, an independent re-implementation of the reference forward pass (asteroid layout
 (B, N, chunk, n_chunks), linear encoder, gLN, gated DPRNN output, shared diarization head) on
-random weights; a tiny WavLM variant converts with all its tensors mapped and runs. Not verified
-here: a real pyannote/separation-ami-1.0 checkpoint (gated on the Hugging Face hub; no network),
-and numerical equality of the WavLM branch against transformers' own WavLM (same module, so only
-the wiring above differs).
+random weights; a tiny WavLM variant converts with all its tensors mapped and runs; a checkpoint
+with WavLM-Large's exact names and shapes (transformers on the meta device) converts with its
+WavLM rebuilt from the shapes as microsoft/wavlm-large's architecture while the network is blocked
+and the offline cache is empty, so the paper's checkpoint never downloads WavLM. The other
+direction (pyannote_export.py) is checked in pyannote.audio itself (tests/test_pyannote_export.py).
+Not verified here: the real pyannote/separation-ami-1.0 file (gated on the Hugging Face Hub; no
+network).
+
+The name table below serves both directions (`map_name`: pyannote -> here, `pyannote_name`: here ->
+pyannote), and the stand-in classes serve both the weights-only loading here and the writing of
+pyannote's task metadata in pyannote_export.py.
 """
 
 from __future__ import annotations
 
 import pickle
 import re
+import zipfile
 from pathlib import Path
 
 import torch
 
 from core.errors import ModelError
 
-__all__ = ["convert_checkpoint", "convert_state_dict", "load_checkpoint", "config_from_checkpoint", "map_name"]
+__all__ = ["convert_checkpoint", "convert_state_dict", "load_checkpoint", "config_from_checkpoint", "map_name",
+           "pyannote_name"]
 
-_RULES: list[tuple[re.Pattern, str]] = [
-    (re.compile(r"^encoder\.filterbank\._filters$"), "encoder.weight"),
-    (re.compile(r"^decoder\.filterbank\._filters$"), "decoder.weight"),
-    (re.compile(r"^masker\.bottleneck\.0\.(gamma|beta)$"), r"masker.input_norm.\1"),
-    (re.compile(r"^masker\.bottleneck\.1\.(weight|bias)$"), r"masker.bottleneck.\1"),
-    (re.compile(r"^masker\.net\.(\d+)\.intra_RNN\.rnn\.(.+)$"), r"masker.blocks.\1.0.rnn.\2"),
-    (re.compile(r"^masker\.net\.(\d+)\.intra_linear\.(weight|bias)$"), r"masker.blocks.\1.0.linear.\2"),
-    (re.compile(r"^masker\.net\.(\d+)\.intra_norm\.(gamma|beta)$"), r"masker.blocks.\1.0.norm.\2"),
-    (re.compile(r"^masker\.net\.(\d+)\.inter_RNN\.rnn\.(.+)$"), r"masker.blocks.\1.1.rnn.\2"),
-    (re.compile(r"^masker\.net\.(\d+)\.inter_linear\.(weight|bias)$"), r"masker.blocks.\1.1.linear.\2"),
-    (re.compile(r"^masker\.net\.(\d+)\.inter_norm\.(gamma|beta)$"), r"masker.blocks.\1.1.norm.\2"),
-    (re.compile(r"^masker\.first_out\.([01])\.(weight|bias)$"), r"masker.first_out.\1.\2"),
-    (re.compile(r"^masker\.net_out\.0\.(weight|bias)$"), r"masker.gate_tanh.0.\1"),
-    (re.compile(r"^masker\.net_gate\.0\.(weight|bias)$"), r"masker.gate_sigmoid.0.\1"),
-    (re.compile(r"^masker\.mask_net\.weight$"), "masker.mask_conv.weight"),
-    (re.compile(r"^classifier\.(weight|bias)$"), r"diarization.out.\1"),
-    (re.compile(r"^wavlm\.(.+)$"), r"ssl.model.\1"),
+# (pyannote name, this project's name): {i} a block index, {k} 0 or 1, {w} weight|bias, {g} gamma|beta,
+# {rest} anything; both directions are read from this one table (import here, export in pyannote_export.py)
+_NAME_PAIRS = [
+    ("encoder.filterbank._filters", "encoder.weight"),
+    ("decoder.filterbank._filters", "decoder.weight"),
+    ("masker.bottleneck.0.{g}", "masker.input_norm.{g}"),
+    ("masker.bottleneck.1.{w}", "masker.bottleneck.{w}"),
+    ("masker.net.{i}.intra_RNN.rnn.{rest}", "masker.blocks.{i}.0.rnn.{rest}"),
+    ("masker.net.{i}.intra_linear.{w}", "masker.blocks.{i}.0.linear.{w}"),
+    ("masker.net.{i}.intra_norm.{g}", "masker.blocks.{i}.0.norm.{g}"),
+    ("masker.net.{i}.inter_RNN.rnn.{rest}", "masker.blocks.{i}.1.rnn.{rest}"),
+    ("masker.net.{i}.inter_linear.{w}", "masker.blocks.{i}.1.linear.{w}"),
+    ("masker.net.{i}.inter_norm.{g}", "masker.blocks.{i}.1.norm.{g}"),
+    ("masker.first_out.{k}.{w}", "masker.first_out.{k}.{w}"),
+    ("masker.net_out.0.{w}", "masker.gate_tanh.0.{w}"),
+    ("masker.net_gate.0.{w}", "masker.gate_sigmoid.0.{w}"),
+    ("masker.mask_net.weight", "masker.mask_conv.weight"),
+    ("classifier.{w}", "diarization.out.{w}"),
+    ("wavlm.{rest}", "ssl.model.{rest}"),
 ]
-_LINEAR = re.compile(r"^linear\.(\d+)\.(weight|bias)$")
+_PLACEHOLDERS = {"i": r"\d+", "k": "[01]", "w": "weight|bias", "g": "gamma|beta", "rest": ".+"}
+
+
+def _pattern(template: str) -> re.Pattern:
+    parts = re.split(r"\{(\w+)\}", template)  # literal, name, literal, name, ...
+    return re.compile("^" + "".join(re.escape(part) if n % 2 == 0 else f"(?P<{part}>{_PLACEHOLDERS[part]})"
+                                    for n, part in enumerate(parts)) + "$")
+
+
+_TO_OURS = [(_pattern(theirs), ours) for theirs, ours in _NAME_PAIRS]
+_TO_THEIRS = [(_pattern(ours), theirs) for theirs, ours in _NAME_PAIRS]
+# pyannote's linear.{j} are our diarization.mlp.{2j} (an nn.Sequential of Linear, LeakyReLU, ...)
+_LINEAR, _MLP = re.compile(r"^linear\.(\d+)\.(weight|bias)$"), re.compile(r"^diarization\.mlp\.(\d+)\.(weight|bias)$")
 _CLN = {"gamma": "norm.weight", "beta": "norm.bias"}  # asteroid cLN -> our ChannelLayerNorm(nn.LayerNorm)
+
+
+def _rename(name: str, rules) -> str | None:
+    for pattern, template in rules:
+        m = pattern.match(name)
+        if m:
+            return template.format(**m.groupdict())
+    return None
 
 
 def map_name(name: str) -> str | None:
@@ -92,35 +124,53 @@ def map_name(name: str) -> str | None:
     m = _LINEAR.match(name)
     if m:
         return f"diarization.mlp.{2 * int(m.group(1))}.{m.group(2)}"
-    for pattern, target in _RULES:
-        if pattern.match(name):
-            return pattern.sub(target, name)
-    return None
+    return _rename(name, _TO_OURS)
+
+
+def pyannote_name(name: str) -> str | None:
+    """pyannote's parameter name for one of this project's ToTaToNet (None: pyannote has no such tensor)."""
+    m = _MLP.match(name)
+    if m:
+        return f"linear.{int(m.group(1)) // 2}.{m.group(2)}" if int(m.group(1)) % 2 == 0 else None
+    for asteroid_param, layer_norm_param in _CLN.items():  # a cLN: "<...>.norm.norm.weight" -> "<...>.norm.gamma"
+        if name.endswith("norm." + layer_norm_param) and not name.startswith("ssl."):
+            return _rename(name[: -len(layer_norm_param)] + asteroid_param, _TO_THEIRS)
+    return _rename(name, _TO_THEIRS)
 
 
 # ----------------------------------------------------------------------------------------------
 # safe loading
 # ----------------------------------------------------------------------------------------------
-def _stand_ins() -> list:
-    """Inert classes with pyannote's metadata names, for the weights-only unpickler."""
+TASK_MODULE = "pyannote.audio.core.task"  # where pyannote keeps the classes of a checkpoint's task metadata
 
-    class Specifications:  # dataclass in pyannote; restored as a plain attribute bag
-        def __setstate__(self, state):
-            self.__dict__.update(state if isinstance(state, dict) else {"state": state})
 
-    class Problem:
-        def __init__(self, value=None):
-            self.value = value
+class Specifications:
+    """Stand-in for pyannote's Specifications dataclass: holds its fields, runs no code."""
 
-    class Resolution(Problem):
-        pass
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
 
-    stand_ins = []
-    for cls in (Specifications, Problem, Resolution):
-        cls.__module__ = "pyannote.audio.core.task"
-        cls.__qualname__ = cls.__name__
-        stand_ins.append(cls)
-    return stand_ins
+    def __setstate__(self, state):
+        self.__dict__.update(state if isinstance(state, dict) else {"state": state})
+
+
+class Problem:
+    """Stand-in for pyannote's Problem enum (pickled, like the enum, as a call with its value)."""
+
+    def __init__(self, value=None):
+        self.value = value
+
+    def __reduce__(self):
+        return type(self), (self.value,)
+
+
+class Resolution(Problem):
+    """Stand-in for pyannote's Resolution enum."""
+
+
+STAND_INS = (Specifications, Problem, Resolution)
+for _cls in STAND_INS:  # the names the weights-only unpickler allowlists, and pyannote_export writes
+    _cls.__module__ = TASK_MODULE
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -128,11 +178,13 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such checkpoint file")
+    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
+        raise ModelError(f"{path.name}: not a readable PyTorch checkpoint (not a torch.save archive)")
     try:
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:
-            with torch.serialization.safe_globals(_stand_ins()):
+            with torch.serialization.safe_globals(list(STAND_INS)):
                 ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
@@ -188,6 +240,16 @@ def _wavlm_config(state: dict) -> dict:
     return config.to_dict()
 
 
+RELU_MODULE, RELU_CLASS = "core.models.pyannote_arch", "ToTaToNetEncoderReLU"  # see pyannote_export.py
+
+
+def architecture(ckpt: dict) -> str | None:
+    """The model class a pyannote checkpoint names (None when it names none)."""
+    meta = ckpt.get("pyannote.audio")
+    arch = meta.get("architecture") if isinstance(meta, dict) else None
+    return arch.get("class") if isinstance(arch, dict) else None
+
+
 def config_from_checkpoint(ckpt: dict) -> dict:
     """This project's ToTaToNetConfig (as a dict) for a pyannote ToTaToNet checkpoint."""
     hp = ckpt.get("hyper_parameters") or {}
@@ -222,7 +284,7 @@ def config_from_checkpoint(ckpt: dict) -> dict:
             "bidirectional": bool(dprnn.get("bidirectional", True)), "dropout": float(dprnn.get("dropout", 0.0)),
         },
         "diar_pool": int(round(pool)), "diar_hidden": int(linear["hidden_size"]), "diar_layers": int(linear["num_layers"]),
-        "encoder_activation": "none", "ssl": None,
+        "encoder_activation": "relu" if architecture(ckpt) == RELU_CLASS else "none", "ssl": None,
     }
     if any(k.startswith("wavlm.") for k in state):
         config["ssl"] = {
@@ -278,9 +340,8 @@ def convert_checkpoint(path: str | Path, device: str = "cpu"):
     from core.models.totatonet import ToTaToNet
 
     ckpt = load_checkpoint(path)
-    arch = (ckpt.get("pyannote.audio") or {}).get("architecture") if isinstance(ckpt.get("pyannote.audio"), dict) else None
-    if isinstance(arch, dict) and arch.get("class") not in (None, "ToTaToNet"):
-        raise ModelError(f"{Path(path).name}: a pyannote {arch.get('class')} checkpoint, not ToTaToNet")
+    if architecture(ckpt) not in (None, "ToTaToNet", RELU_CLASS):
+        raise ModelError(f"{Path(path).name}: a pyannote {architecture(ckpt)} checkpoint, not ToTaToNet")
     config = config_from_checkpoint(ckpt)
     try:
         model = ToTaToNet(config)

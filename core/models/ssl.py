@@ -4,8 +4,11 @@
 rate (50 Hz, 320 samples per frame at 16 kHz): (B, T) -> (B, D, L_ssl).
 
 Config dict keys (all optional except name_or_path):
-- name_or_path: local folder (or a hub id already in the local Hugging Face cache). There is no
-  network at run time: downloads happen only with "allow_download": True.
+- name_or_path: a local folder, or a Hugging Face Hub id `org/name[@revision]` loaded by transformers'
+  own `from_pretrained` (cache, HF_HUB_OFFLINE and HF_TOKEN as huggingface_hub has them; gated,
+  unknown and unreachable repos give core.hub's one-line errors). "allow_download": False keeps a hub
+  id to the local cache. A saved ToTaToNet never needs either: it rebuilds the SSL network from its
+  stored config.
 - layers: "weighted" (softmax-weighted sum of ALL L+1 hidden states, SUPERB style; the weights are
   an nn.Parameter, see `layer_weights()`) or "last" (last_hidden_state).
 - frozen: no gradients into the SSL network (it then also stays in eval mode).
@@ -29,14 +32,13 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from core.errors import ModelError
+from core.errors import ModelError, PixitError
 
 __all__ = ["SSLFrontEnd", "DEFAULT_SSL_CONFIG"]
 
@@ -47,7 +49,7 @@ DEFAULT_SSL_CONFIG = {
     "layerdrop": 0.0,
     "spec_augment": False,
     "normalize": "auto",
-    "allow_download": False,
+    "allow_download": True,
 }
 
 _FBANK_MODELS = ("wav2vec2-bert",)  # models taking log-mel input_features instead of waveforms
@@ -56,10 +58,6 @@ _FBANK_MODELS = ("wav2vec2-bert",)  # models taking log-mel input_features inste
 def _one_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
-
-
-def _looks_like_hub_id(name: str) -> bool:
-    return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", name)) and not name.startswith(".")
 
 
 class SSLFrontEnd(nn.Module):
@@ -143,36 +141,51 @@ class SSLFrontEnd(nn.Module):
         return config
 
     @staticmethod
-    def _from_pretrained(cfg: dict, overrides: dict):
-        from transformers import AutoModel
+    def _pretrained_source(cfg: dict) -> tuple[str, dict] | None:
+        """(folder or repo id, keyword arguments of from_pretrained) for a local folder or a hub id."""
+        from core.hub import parse_hub_id
 
         name = str(cfg["name_or_path"])
         path = Path(name).expanduser()
-        hint = "put the weights in a local folder and pass its path"
+        if path.is_dir():
+            return str(path), {"local_files_only": True}
+        hub_id = parse_hub_id(name)
+        if hub_id is not None and not path.exists():
+            return hub_id[0], {"revision": hub_id[1], "local_files_only": not cfg.get("allow_download", True)}
+        return None
+
+    @classmethod
+    def _from_pretrained(cls, cfg: dict, overrides: dict):
+        from transformers import AutoConfig, AutoModel
+
+        from core.hub import translated_errors
+
+        name = str(cfg["name_or_path"])
+        path = Path(name).expanduser()
         if path.is_dir():
             from core.pruning import is_pruned_folder, load_pruned
 
             if is_pruned_folder(path):
                 return load_pruned(path, **overrides)
-            source, local_only = str(path), True
-        elif _looks_like_hub_id(name) and not path.exists():
-            source, local_only = name, not cfg.get("allow_download", False)
-        else:
-            raise ModelError(f"SSL model {name} not found: {hint} (no network downloads)")
+        source = cls._pretrained_source(cfg)
+        if source is None:
+            raise ModelError(f"SSL model {name} not found: pass a local folder or a Hugging Face Hub id org/name[@revision]")
         from transformers.utils import logging as hf_logging
 
         bars = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()
         try:
-            from transformers import AutoConfig
-
-            config = AutoConfig.from_pretrained(source, local_files_only=local_only)
-            for key, value in overrides.items():
-                if hasattr(config, key):
-                    setattr(config, key, value)
-            return AutoModel.from_pretrained(source, config=config, local_files_only=local_only, dtype=torch.float32)
+            with translated_errors(source[0], source[1].get("revision")):
+                config = AutoConfig.from_pretrained(source[0], **source[1])
+                for key, value in overrides.items():
+                    if hasattr(config, key):
+                        setattr(config, key, value)
+                return AutoModel.from_pretrained(source[0], config=config, dtype=torch.float32, **source[1])
+        except PixitError:
+            raise
         except Exception as e:
-            raise ModelError(f"SSL model {name} could not be loaded ({_one_line(e)[:160]}): {hint}") from None
+            where = "from its local folder" if path.is_dir() else "from the Hugging Face Hub"
+            raise ModelError(f"SSL model {name} could not be loaded {where} ({_one_line(e)[:160]})") from None
         finally:
             if bars:
                 hf_logging.enable_progress_bar()
@@ -184,10 +197,10 @@ class SSLFrontEnd(nn.Module):
             if cfg.get("feature_extractor"):
                 d = {k: v for k, v in cfg["feature_extractor"].items() if k != "feature_extractor_type"}
                 fe = SeamlessM4TFeatureExtractor(**d)
-            elif cfg.get("name_or_path") and Path(str(cfg["name_or_path"])).is_dir():
+            elif cfg.get("name_or_path") and (source := self._pretrained_source(cfg)) is not None:
                 try:
-                    fe = SeamlessM4TFeatureExtractor.from_pretrained(str(cfg["name_or_path"]), local_files_only=True)
-                except Exception:
+                    fe = SeamlessM4TFeatureExtractor.from_pretrained(source[0], **source[1])
+                except Exception:  # no preprocessor_config.json: the extractor's defaults
                     fe = SeamlessM4TFeatureExtractor()
             else:
                 fe = SeamlessM4TFeatureExtractor()
@@ -196,17 +209,17 @@ class SSLFrontEnd(nn.Module):
         cfg["feature_extractor"] = json_safe(fe.to_dict())
         return fe
 
-    @staticmethod
-    def _auto_normalize(cfg: dict, hf) -> bool:
-        name = cfg.get("name_or_path")
-        if name and Path(str(name)).is_dir():
+    @classmethod
+    def _auto_normalize(cls, cfg: dict, hf) -> bool:
+        source = cls._pretrained_source(cfg) if cfg.get("name_or_path") else None
+        if source is not None:
             try:
                 from transformers import AutoFeatureExtractor
 
-                fe = AutoFeatureExtractor.from_pretrained(str(name), local_files_only=True)
+                fe = AutoFeatureExtractor.from_pretrained(source[0], **source[1])
                 if hasattr(fe, "do_normalize"):
                     return bool(fe.do_normalize)
-            except Exception:
+            except Exception:  # no preprocessor_config.json: decide from the architecture
                 pass
         return getattr(hf, "feat_extract_norm", "group") == "layer"
 

@@ -45,10 +45,10 @@ import torch
 from torch import Tensor, nn
 
 from core.errors import ModelError
-from core.fileio import publish
+from core.fileio import publish, read_safetensors
 from core.models.maskers import build_masker
 
-__all__ = ["ToTaToNetConfig", "ToTaToNet", "load_model", "resolve_model_path", "count_parameters",
+__all__ = ["ToTaToNetConfig", "ToTaToNet", "load_folder", "count_parameters",
            "FORMAT_NAME", "FORMAT_VERSION", "CONFIG_NAME", "WEIGHTS_NAME"]
 
 FORMAT_NAME = "pixit-totatonet"
@@ -303,31 +303,9 @@ class ToTaToNet(nn.Module):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
-
-
-def resolve_model_path(model: str | Path) -> Path:
-    """Map a model name to a path: "default" -> <repo>/assets/models/default, else the path itself."""
-    if isinstance(model, str) and model == "default":
-        import core
-
-        return Path(core.__file__).resolve().parent.parent / "assets" / "models" / "default"
-    return Path(model).expanduser()
-
-
-def read_weights(path: Path) -> dict[str, Tensor]:
-    """A safetensors state dict (never a pickle), or a one-line ModelError."""
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except Exception as e:
-        raise ModelError(f"{path} cannot be read: {_one_line(e)}") from None
-
-
-def _load_folder(path: Path) -> ToTaToNet:
+def load_folder(path: Path) -> ToTaToNet:
+    """A ToTaToNet from a model folder (config.json + model.safetensors), in train mode; one-line ModelError
+    for anything wrong with the folder. `core.models.load_model` is what callers use: it resolves names."""
     try:
         config = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -347,7 +325,7 @@ def _load_folder(path: Path) -> ToTaToNet:
     except Exception as e:  # wrong types in the config and the like
         raise ModelError(f"{path / CONFIG_NAME} is not a valid model config: {type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''}") from None
-    state = read_weights(path / WEIGHTS_NAME)
+    state = read_safetensors(path / WEIGHTS_NAME)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -356,23 +334,3 @@ def _load_folder(path: Path) -> ToTaToNet:
         detail = f"{len(missing)} missing, {len(unexpected)} unexpected tensors" if (missing or unexpected) else "tensor shapes differ"
         raise ModelError(f"{path / WEIGHTS_NAME} does not match {CONFIG_NAME} ({detail})") from None
     return model
-
-
-def load_model(model: str | Path, device: str = "cpu") -> ToTaToNet:
-    """Load a ToTaToNet (in eval mode) from a model folder (config.json + model.safetensors), a
-    shipped name ("default") or a pyannote ToTaToNet .ckpt (converted on the fly)."""
-    path = resolve_model_path(model)
-    if path.suffix == ".ckpt" and path.is_file():
-        try:
-            from core.models.pyannote_compat import convert_checkpoint
-        except ImportError as e:
-            raise ModelError(f"{path}: pyannote checkpoints cannot be converted here ({_one_line(e)})") from None
-        loaded = convert_checkpoint(path)
-        net = loaded if isinstance(loaded, ToTaToNet) else _load_folder(Path(loaded))
-    elif path.is_dir() and (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file():
-        net = _load_folder(path)
-    else:
-        raise ModelError(f"{path} is not a model folder: expected {CONFIG_NAME} and {WEIGHTS_NAME}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return net.to(device).eval()

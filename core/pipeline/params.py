@@ -93,10 +93,10 @@ class PipelineParams:
     def for_model(cls, model) -> "PipelineParams":
         """The parameters tuned for a model: its folder's params.json when there is one, else the defaults."""
         if isinstance(model, (str, Path)):
-            from core.models.totatonet import resolve_model_path
+            from core.models.resolve import resolve_model
 
-            path = resolve_model_path(model) / PARAMS_NAME
-            if path.is_file():
+            path = resolve_model(model).params_path
+            if path is not None:
                 return cls.load(path)
         return cls()
 
@@ -122,8 +122,8 @@ def copy_tuned_params(source_model, model_dir: str | Path) -> None:
     if source_model is None or not (Path(model_dir) / "config.json").is_file():
         return
     from core.fileio import atomic_write_text
-    from core.models.totatonet import resolve_model_path
+    from core.models.resolve import resolve_model
 
-    source = resolve_model_path(source_model) / PARAMS_NAME
-    if source.is_file():
+    source = resolve_model(source_model).params_path
+    if source is not None:
         atomic_write_text(Path(model_dir) / PARAMS_NAME, source.read_text(encoding="utf-8"))

@@ -54,7 +54,7 @@ class Pipeline:
         self.device = resolve_device(device)
         self.params = params if params is not None else PipelineParams.for_model(model)
         if isinstance(model, (str, Path)):
-            from core.models.totatonet import load_model
+            from core.models import load_model
 
             self.model_name = str(model)
             self.model = load_model(model, device=self.device)

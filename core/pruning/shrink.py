@@ -225,7 +225,7 @@ def build_pruned_model(config, **overrides) -> nn.Module:
 
 def load_pruned(folder: str | Path, **overrides) -> nn.Module:
     """Load a pruned SSL model saved by `save_pruned` (eval mode, float32)."""
-    from core.models.totatonet import read_weights
+    from core.fileio import read_safetensors
 
     folder = Path(folder)
     try:
@@ -235,7 +235,7 @@ def load_pruned(folder: str | Path, **overrides) -> nn.Module:
     if not is_pruned_config(config):
         raise ModelError(f"{folder} is not a pruned SSL model (no {PRUNING_KEY} in {CONFIG_NAME})")
     model = build_pruned_model(config, **overrides)
-    state = read_weights(folder / WEIGHTS_NAME)
+    state = read_safetensors(folder / WEIGHTS_NAME)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError:
