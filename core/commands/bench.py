@@ -9,8 +9,7 @@ alone (os.wait4), i.e. everything `separate` needs: interpreter, torch, model, a
 each duration's peak is also reported above it. Memory should grow linearly and slowly with the
 duration: about 4 + 4 x speakers bytes per sample, plus 12 for the source cache of recordings up
 to `source_cache_minutes` (see core.pipeline).
-When pyannote.audio is importable, its SpeechSeparation pipeline is noted as comparable; it is an
-optional extra that is not installed by default.
+`--compare pyannote` runs pyannote.audio's SpeechSeparation beside it instead (core.commands.bench_pyannote).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.commands._args import MODEL_HELP
+from core.commands._args import MODEL_HELP, positive_int
 from core.errors import PixitError
 
 SR = 16000
@@ -44,11 +43,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-sources", action="store_true", help="diarization only")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--keep", metavar="DIR", help="keep the generated audio and outputs in DIR")
+    parser.add_argument("--compare", choices=("pyannote",),
+                        help="also run pyannote.audio's SpeechSeparation (in .venv-pyannote) on the same meeting, "
+                             "weights, embedding and parameters, and print both and their ratios")
+    parser.add_argument("--threads", type=positive_int, default=1, metavar="N",
+                        help="CPU threads of each measured process with --compare (default 1)")
 
 
-def generate_meeting(duration: float, num_speakers: int = 4, seed: int = 0) -> np.ndarray:
-    """A cheap synthetic meeting (float32, 16 kHz): harmonic voices with own f0 and tilt, turns of
-    0.5-4 s, some overlap and short pauses; built block by block (no duration x speakers array)."""
+def generate_meeting(duration: float, num_speakers: int = 4, seed: int = 0) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+    """A cheap synthetic meeting (float32, 16 kHz) and its turns (start, end, speaker): harmonic voices
+    with own f0 and tilt, turns of 0.5-4 s, some overlap and short pauses; built block by block (no
+    duration x speakers array)."""
     rng = np.random.default_rng(seed)
     n = int(duration * SR)
     out = np.zeros(n, np.float32)
@@ -56,6 +61,7 @@ def generate_meeting(duration: float, num_speakers: int = 4, seed: int = 0) -> n
     tilts = rng.uniform(0.6, 1.6, num_speakers)
     t = 0.0
     last = -1
+    turns = []
     while t < duration:
         spk = int(rng.choice([s for s in range(num_speakers) if s != last])) if num_speakers > 1 else 0
         length = rng.uniform(0.5, 4.0)
@@ -67,14 +73,32 @@ def generate_meeting(duration: float, num_speakers: int = 4, seed: int = 0) -> n
         wave = sum((1.0 / h ** tilts[spk]) * np.sin(h * phase) for h in range(1, 7))
         env = 0.55 + 0.45 * np.sin(2 * np.pi * rng.uniform(3, 5) * tt)
         out[a:b] += (0.05 * wave * env).astype(np.float32)
+        turns.append((a / SR, b / SR, f"spk{spk}"))
         last = spk
         t += length + (rng.uniform(-0.5, 0.0) if rng.random() < 0.25 else rng.uniform(0.0, 0.6))
     out += (1e-3 * rng.standard_normal(n)).astype(np.float32)
-    return out
+    return out, turns
 
 
-def measure(audio: Path, out_dir: Path, args) -> dict:
-    """Run `pixit separate` on one file in a subprocess; wall time, peak RSS and the JSON timings."""
+def run_measured(cmd: list[str], env: dict | None = None, cwd: str | Path | None = None) -> dict:
+    """Run a command as a child process; its wall time, CPU time (user + system) and peak resident
+    memory (os.wait4 gives the usage of exactly this child), exit code and stderr."""
+    with tempfile.TemporaryFile(mode="w+") as out, tempfile.TemporaryFile(mode="w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        err.seek(0)
+        stderr = err.read()
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,  # kB on Linux
+            "returncode": os.waitstatus_to_exitcode(status), "stderr": stderr}
+
+
+def last_line(stderr: str) -> str:
+    return (stderr.strip().splitlines() or ["unknown error"])[-1]
+
+
+def separate_command(audio: Path, out_dir: Path, args) -> list[str]:
     cmd = [sys.executable, "-m", "core.cli", "separate", str(audio), "--out", str(out_dir), "--model", str(args.model),
            "--device", args.device, "--overwrite", "--quiet"]
     for flag, value in (("--batch-size", args.batch_size), ("--embedding", args.embedding), ("--params", args.params),
@@ -83,22 +107,16 @@ def measure(audio: Path, out_dir: Path, args) -> dict:
             cmd += [flag, str(value)]
     if args.no_sources:
         cmd.append("--no-sources")
-    with tempfile.TemporaryFile(mode="w+") as out, tempfile.TemporaryFile(mode="w+") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
-        # wait4 gives the resource usage of exactly this child (its own peak RSS)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        stderr = err.read()
-    if proc.returncode != 0:
-        message = (stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise PixitError(f"pixit separate failed on the benchmark meeting: {message}")
-    peak_kb = usage.ru_maxrss  # kilobytes on Linux
+    return cmd
+
+
+def measure(audio: Path, out_dir: Path, args, env: dict | None = None) -> dict:
+    """Run `pixit separate` on one file in a subprocess; wall and CPU time, peak RSS, the JSON timings."""
+    result = run_measured(separate_command(audio, out_dir, args), env=env)
+    if result["returncode"] != 0:
+        raise PixitError(f"pixit separate failed on the benchmark meeting: {last_line(result['stderr'])}")
     summary = json.loads((out_dir / f"{audio.stem}.json").read_text())
-    return {"wall": wall, "peak_rss_mb": peak_kb / 1024, "timings": summary["timings"],
-            "speakers": summary["num_speakers"]}
+    return {**result, "timings": summary["timings"], "speakers": summary["num_speakers"]}
 
 
 def run(args) -> int:
@@ -113,11 +131,21 @@ def run(args) -> int:
     tmp_ctx = tempfile.TemporaryDirectory(prefix="pixit-bench-") if not args.keep else None
     base = Path(args.keep) if args.keep else Path(tmp_ctx.name)
     base.mkdir(parents=True, exist_ok=True)
+    if args.compare == "pyannote":
+        from core.commands.bench_pyannote import compare_pyannote
+
+        try:
+            rows = compare_pyannote(args, base)
+        finally:
+            if tmp_ctx is not None:
+                tmp_ctx.cleanup()
+        _write_json(args.json, rows)
+        return 0
     from core.audio import save_audio
 
     def run_on(duration: float) -> tuple[Path, dict]:
         audio = base / f"bench_{int(duration)}s.wav"
-        save_audio(audio, generate_meeting(duration, args.speakers), SR)
+        save_audio(audio, generate_meeting(duration, args.speakers)[0], SR)
         return audio, measure(audio, base / "out", args)
 
     try:
@@ -143,17 +171,13 @@ def run(args) -> int:
         a, b = rows[0], rows[-1]
         slope = (b["peak_rss_mb"] - a["peak_rss_mb"]) / ((b["duration"] - a["duration"]) / 60)
         print(f"memory growth: {slope:.1f} MB per minute of audio", flush=True)
-    try:
-        import pyannote.audio  # noqa: F401
+    print("compare with pyannote.audio's SpeechSeparation on the same weights: pixit bench --compare pyannote", flush=True)
+    _write_json(args.json, rows)
+    return 0
 
-        print("note: pyannote.audio is importable; compare with its SpeechSeparation pipeline on a converted "
-              "checkpoint (pyannote keeps every chunk's sources: expect ~45 GB per hour at 4 speakers)", flush=True)
-    except Exception:
-        print("note: pyannote.audio is not installed (optional extra), so its SpeechSeparation pipeline was not "
-              "measured; from array shapes it needs ~7 GB per hour for the chunk sources plus ~37 GB transient "
-              "at 4 speakers (research notes, section 4)", flush=True)
-    if args.json:
+
+def _write_json(path: str | None, rows: list[dict]) -> None:
+    if path:
         from core.fileio import atomic_write_json
 
-        atomic_write_json(args.json, rows)
-    return 0
+        atomic_write_json(path, rows)
