@@ -306,3 +306,19 @@ def test_encoder_activation_option():
     assert sources.shape == (1, 3, 4000)
     with pytest.raises(ModelError, match="encoder_activation"):
         tiny_model(encoder_activation="tanh")
+
+
+@pytest.mark.parametrize("t", [16000, 16001, 80000 - 7])
+def test_inference_decoder_equals_the_transposed_convolution(t):
+    """Without autograd the decoder is a matrix product + overlap-add: the same sources as the module."""
+    net = tiny_model()
+    x = torch.randn(2, t)
+    with torch.no_grad():
+        masked, _ = net.analyse(x)
+        flat = masked.reshape(-1, *masked.shape[2:])
+        fast = net.decode(flat, t)
+        module = net.decoder(flat)[:, 0, :t]
+    assert fast.shape == (2 * net.config.n_sources, t)
+    assert torch.allclose(fast, module, atol=1e-6)
+    sources, _ = net(x)  # the training path (autograd on) uses the module
+    assert torch.allclose(sources.detach().reshape(-1, t), fast, atol=1e-6)

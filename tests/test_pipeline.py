@@ -178,3 +178,28 @@ def test_whole_pipeline_memory_is_linear():
     assert per_sample[20.0] < 24, f"{per_sample[20.0]:.1f} bytes per extra sample with the cache"
     assert per_sample[0.0] < 12, f"{per_sample[0.0]:.1f} bytes per extra sample without the cache"
     assert per_sample[0.0] < per_sample[20.0] - 6, per_sample
+
+
+def test_decoding_only_the_sources_used_changes_nothing(tiny_model_dir):
+    """run_model decodes only the separation chunks and the embedded sources of a ToTaToNet; the
+    outputs equal those of the same model run whole (through forward only)."""
+    from core.embeddings import get_encoder
+    from core.models import load_model
+    from core.pipeline.windows import run_model
+
+    net = load_model(tiny_model_dir)
+
+    class Whole(torch.nn.Module):  # the same network, without analyse / decode
+        frame_step, frame_size, config = net.frame_step, net.frame_size, net.config
+
+        def forward(self, x):
+            return net(x)
+
+    params = PipelineParams(embedding="mfcc", step=0.5, threshold=0.3, min_embedding_duration=4.0, batch_size=5)
+    audio = tone_bursts(12.0)
+    encoder = get_encoder("mfcc")
+    split, whole = (run_model(m, audio, params, encoder=encoder, source_embeddings="all") for m in (net, Whole()))
+    assert np.array_equal(split.activations, whole.activations)
+    assert np.allclose(split.sep_sources.astype(np.float32), whole.sep_sources.astype(np.float32), atol=1e-3)
+    assert np.allclose(split.sep_scales, whole.sep_scales, rtol=1e-5)
+    assert len(split.src_vectors) > 0 and np.allclose(split.src_vectors, whole.src_vectors, atol=1e-5)

@@ -231,13 +231,20 @@ class ToTaToNet(nn.Module):
 
     def forward(self, waveforms: Tensor) -> tuple[Tensor, Tensor]:
         """(B, T) -> sources (B, K, T) (same T), activations (B, K, F), F = self.num_frames(T)."""
+        masked, activations = self.analyse(waveforms)
+        b, k = masked.shape[:2]
+        sources = self.decode(masked.reshape(b * k, *masked.shape[2:]), waveforms.shape[-1]).reshape(b, k, -1)
+        return sources, activations
+
+    def analyse(self, waveforms: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, T) -> masked encoder frames (B, K, n_filters, L) and activations (B, K, F): everything
+        but the decoder, so that inference can decode only the sources it uses (`decode`)."""
         if waveforms.dim() == 3 and waveforms.shape[1] == 1:
             waveforms = waveforms[:, 0]
         if waveforms.dim() != 2:
             raise ValueError(f"expected waveforms (B, T), got shape {tuple(waveforms.shape)}")
-        b, t = waveforms.shape
-        padded = self._padded_length(t)
-        x = nn.functional.pad(waveforms, (0, padded - t)).unsqueeze(1)
+        padded = self._padded_length(waveforms.shape[1])
+        x = nn.functional.pad(waveforms, (0, padded - waveforms.shape[1])).unsqueeze(1)
         tf = self.encoder(x)  # (B, N, L)
         if self.config.encoder_activation == "relu":
             tf = torch.relu(tf)
@@ -247,10 +254,25 @@ class ToTaToNet(nn.Module):
             masker_in = tf + ssl if self.ssl_combine == "add" else torch.cat([tf, ssl], dim=1)
         masks = self.masker(masker_in)  # (B, K, N, L)
         masked = masks * tf.unsqueeze(1)
-        k = masked.shape[1]
-        sources = self.decoder(masked.reshape(b * k, *masked.shape[2:])).reshape(b, k, -1)[..., :t]
-        activations = self.diarization(masked)
-        return sources, activations
+        return masked, self.diarization(masked)
+
+    def decode(self, masked: Tensor, num_samples: int) -> Tensor:
+        """Masked encoder frames (M, n_filters, L) -> waveforms (M, num_samples).
+
+        Without autograd, the transposed convolution is computed as one matrix product and an
+        overlap-add of kernel/stride shifted blocks (the same sums; ~5x faster on a CPU, where
+        ConvTranspose1d with one output channel is slow). Training keeps the module (the memory
+        factors of core.memory were measured on it)."""
+        k, s = self.config.kernel_size, self.config.stride
+        if torch.is_grad_enabled() or k % s:
+            return self.decoder(masked)[:, 0, :num_samples]
+        m, _, length = masked.shape
+        r = k // s
+        blocks = torch.matmul(masked.transpose(1, 2), self.decoder.weight[:, 0, :]).reshape(m, length, r, s)
+        out = masked.new_zeros(m, length + r - 1, s)
+        for j in range(r):
+            out[:, j:j + length] += blocks[:, :, j]
+        return out.reshape(m, -1)[:, :num_samples]
 
     # -- training helpers ------------------------------------------------------------------
     def parameter_groups(self, lr: float, ssl_lr: float) -> list[dict]:

@@ -103,6 +103,30 @@ def _model_geometry(model) -> tuple[int, int, int]:
     return sr, int(model.frame_step), int(model.frame_size)
 
 
+def _analyse(model, x):
+    """Activations (B, K, F) of a batch, and `sources_of(rows, speakers)` -> (M, T) for the (window,
+    local speaker) pairs asked for. A model with `analyse` / `decode` (ToTaToNet) decodes only those:
+    with a 1 s step, only the separation chunks (every half window) and a few embeddings need
+    sources; any other model runs whole."""
+    if hasattr(model, "analyse") and hasattr(model, "decode"):
+        masked, acts = model.analyse(x)
+
+        def sources_of(rows, locs):
+            return model.decode(masked[_index(rows, masked), _index(locs, masked)], x.shape[-1])
+    else:
+        sources, acts = model(x)
+
+        def sources_of(rows, locs):
+            return sources[_index(rows, sources), _index(locs, sources)]
+    return sources_of, acts
+
+
+def _index(positions, like):
+    import torch
+
+    return torch.from_numpy(np.asarray(positions, np.int64)).to(like.device)
+
+
 def run_model(
     model,
     waveform: np.ndarray,
@@ -152,14 +176,14 @@ def run_model(
         for b0 in range(0, len(starts), batch):
             idx = np.arange(b0, min(b0 + batch, len(starts)))
             x = torch.from_numpy(np.ascontiguousarray(view[starts[idx]])).to(device)
-            sources, acts = model(x)
+            sources_of, acts = _analyse(model, x)
             acts = acts.float().cpu().numpy()
             if activations is None:
                 k, f = acts.shape[1], acts.shape[2]
                 activations = np.zeros((len(starts), k, f), np.float32)
                 if cache:
-                    sep_sources = np.zeros((len(sep_idx), sources.shape[1], window), np.float16)
-                    sep_scales = np.zeros((len(sep_idx), sources.shape[1]), np.float32)
+                    sep_sources = np.zeros((len(sep_idx), k, window), np.float16)
+                    sep_scales = np.zeros((len(sep_idx), k), np.float32)
             activations[idx] = np.nan_to_num(acts, nan=0.0)
             if encoder is not None:
                 binary = activations[idx] > params.threshold
@@ -167,7 +191,7 @@ def run_model(
                 need = binary.any(axis=2) if source_embeddings == "all" else binary.any(axis=2) & (clean < min_frames)
                 rows, locs = np.nonzero(need)
                 if len(rows):
-                    src_np = sources[torch.from_numpy(rows).to(sources.device), torch.from_numpy(locs).to(sources.device)].float().cpu().numpy()
+                    src_np = sources_of(rows, locs).float().cpu().numpy()
                     waves = [src_np[i][_frames_to_samples(binary[r, k], frame_step, frame_size, window)]
                              for i, (r, k) in enumerate(zip(rows, locs))]
                     src_v.append(np.asarray(encoder(waves), np.float32))
@@ -176,11 +200,12 @@ def run_model(
             if cache:
                 keep = sep_pos[idx] >= 0
                 if keep.any():
-                    src = _finite(sources[torch.from_numpy(np.flatnonzero(keep)).to(sources.device)])
+                    rows = np.repeat(np.flatnonzero(keep), k)
+                    src = _finite(sources_of(rows, np.tile(np.arange(k), int(keep.sum()))).reshape(-1, k, window))
                     peak = src.abs().amax(dim=-1).clamp_min(1e-12)  # (b, K)
                     sep_sources[sep_pos[idx][keep]] = (src / peak[..., None]).half().cpu().numpy()
                     sep_scales[sep_pos[idx][keep]] = peak.cpu().numpy()
-            del sources, acts
+            del sources_of, acts
             _check(progress, should_stop, idx[-1] / len(starts), f"separated {idx[-1] + 1}/{len(starts)} windows")
     frame_offsets = np.round(starts / frame_step).astype(np.int64)
     extra = {}
