@@ -31,7 +31,7 @@ import soundfile as sf
 import torch
 from pyannote.core import Annotation, Segment, Timeline
 
-from core.annotation import read_rttm, read_uem
+from core.annotation import read_rttm, read_uem, uri_for
 from core.audio import SAMPLE_RATE, audio_info, prepare_waveform
 from core.errors import AnnotationError, AudioError, PixitError
 
@@ -85,14 +85,15 @@ def load_recording(
     if not rttm.is_file():
         raise AnnotationError(f"{rttm}: no such RTTM file")
     annotations = read_rttm(rttm, duration=duration)
+    name = uri_for(audio.stem)
     if len(annotations) == 0:
-        uri, annotation = audio.stem, Annotation(uri=audio.stem)
+        uri, annotation = name, Annotation(uri=name)
     elif len(annotations) == 1:
         uri, annotation = next(iter(annotations.items()))
-    elif audio.stem in annotations:
-        uri, annotation = audio.stem, annotations[audio.stem]
+    elif name in annotations:
+        uri, annotation = name, annotations[name]
     else:
-        raise AnnotationError(f"{rttm.name}: holds {len(annotations)} recordings and none is named '{audio.stem}'")
+        raise AnnotationError(f"{rttm.name}: holds {len(annotations)} recordings and none is named '{name}'")
     if uem is not None and str(uem) != "":
         uem = Path(uem)
         if not uem.is_file():

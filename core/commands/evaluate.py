@@ -49,7 +49,9 @@ def load_rttms(path: str, what: str) -> dict:
         if not per_file and Path(path).is_dir():
             from pyannote.core import Annotation
 
-            per_file = {f.stem: Annotation(uri=f.stem)}  # an empty RTTM = no speech in f.stem
+            from core.annotation import uri_for
+
+            per_file = {uri_for(f.stem): Annotation(uri=uri_for(f.stem))}  # an empty RTTM = no speech in that recording
         for uri, ann in per_file.items():
             if uri in annotations:
                 raise PixitError(f"{what}: recording {uri!r} appears in more than one file")
