@@ -49,6 +49,11 @@ def read_rttm(path: str | os.PathLike, duration: float | None = None) -> dict[st
     return annotations
 
 
+def is_blank(path: str | os.PathLike) -> bool:
+    """True when an RTTM / UEM file holds nothing but blank lines and ;/# comments."""
+    return next(_lines(Path(path)), None) is None
+
+
 def read_rttm_single(path: str | os.PathLike, uri: str | None = None, duration: float | None = None) -> Annotation:
     """The annotation of one recording: `uri` if given, else the file's only uri (empty if none)."""
     annotations = read_rttm(path, duration)

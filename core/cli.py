@@ -2,7 +2,8 @@
 
 Each subcommand lives in `core/commands/<name>.py` with `add_arguments(parser)` and `run(args)`,
 imported only when used so that `pixit --help` stays fast. A PixitError (a user mistake) is printed
-as one line, exit status 2; nothing prints a traceback for a user mistake.
+as one line, exit status 2; a Failed run (e.g. a training whose loss turned NaN) one line, exit
+status 1; nothing prints a traceback for a user mistake.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.errors import Interrupted, PixitError
+    from core.errors import Failed, Interrupted, PixitError
 
     argv = sys.argv[1:] if argv is None else argv
     wanted = next((a for a in argv if a in COMMANDS), None)
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as exc:  # by a signal: the conventional 128 + signal number
         print(f"pixit {args.command}: {exc}", file=sys.stderr)
         return 128 + exc.signum
+    except Failed as exc:
+        print(f"pixit {args.command}: failed: {exc}", file=sys.stderr)
+        return 1
     except PixitError as exc:
         print(f"pixit {args.command}: error: {exc}", file=sys.stderr)
         return 2

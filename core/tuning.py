@@ -200,9 +200,9 @@ def _tune_collar(pipeline, best, files, collars, embeddings_for, asr, transcript
         refs = None
         if asr is None:
             rec = f.recording
-            if rec.sources is None:
-                continue
             labels = rec.labels
+            if rec.sources is None or not labels:  # no ground truth, or speech-free: nothing to score
+                continue
             try:
                 refs = np.stack([load_audio(rec.source_path(label)) for label in labels], axis=1)
             except PixitError as exc:

@@ -67,3 +67,74 @@ def test_rttm_writer_refuses_lines_that_would_not_read_back(tmp_path):
     tiny[Segment(1.0, 1.0002)] = "A"  # rounds to a zero duration, which no reader accepts
     with pytest.raises(AnnotationError, match="1 ms"):
         write_rttm(tiny, target)
+
+
+# -------------------------------------------------- 2. training audio and losses that are not numbers
+TRAIN_FAST = ("--max-steps", "4", "--batch-size", "2", "--chunk-duration", "1", "--val-pairs", "2", "--accelerator", "cpu")
+
+
+@pytest.fixture(scope="module")
+def two_meetings(tmp_path_factory):
+    from conftest import write_corpus
+
+    return write_corpus(tmp_path_factory.mktemp("train"), num_meetings=2, duration=6.0, seed=5)
+
+
+def _copy_corpus(manifest, folder):
+    shutil.copytree(manifest.parent, folder)
+    return folder / manifest.name
+
+
+def test_nan_silent_or_unreadable_training_audio_is_refused_before_training(two_meetings, tiny_model_dir, tmp_path):
+    for case, what in (("nan", "NaN"), ("inf", "NaN or infinite"), ("silent", "silent"), ("garbage", "cannot read audio")):
+        manifest = _copy_corpus(two_meetings, tmp_path / case)
+        wav = manifest.parent / "meeting001.wav"
+        data, sr = sf.read(wav, dtype="float32")
+        if case == "garbage":
+            wav.write_bytes(b"RIFF not really a wave file")
+        else:
+            data[sr // 2] = {"nan": np.nan, "inf": np.inf}.get(case, data[sr // 2])
+            sf.write(wav, data * (0 if case == "silent" else 1), sr, subtype="FLOAT")
+        dev = ("--dev", manifest) if case == "silent" else ()  # the dev set is checked as well
+        train_on = two_meetings if case == "silent" else manifest
+        run = tmp_path / f"run-{case}"
+        proc = pixit("train", "--train", train_on, *dev, "--out", run, "--init", tiny_model_dir, *TRAIN_FAST)
+        assert_user_error(proc, "meeting001.wav", what)
+        assert not run.exists()  # refused before anything was written
+
+
+def test_a_loss_that_turns_nan_stops_training_with_exit_1(two_meetings, tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    weights = load_file(broken / "model.safetensors")
+    name = next(k for k, v in weights.items() if v.is_floating_point() and v.numel() > 1)
+    weights[name][...] = float("nan")  # a diverged model: every loss is NaN
+    save_file(weights, broken / "model.safetensors")
+    run = tmp_path / "run"
+    proc = pixit("train", "--train", two_meetings, "--out", run, "--init", broken, *TRAIN_FAST)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("pixit train: failed:") and "NaN" in last and "no model was written" in last
+    assert "model:" not in proc.stdout and not (run / "model").exists()
+    state = json.loads((run / "train.json").read_text())
+    assert state["status"] == "failed" and "NaN" in state["error"]
+
+
+# ------------------------------------------------------- 3. an RTTM without speaker turns in a manifest
+def test_manifest_rttm_without_speaker_lines_is_an_error_unless_empty(two_meetings, tiny_model_dir, tmp_path):
+    manifest = _copy_corpus(two_meetings, tmp_path / "c")
+    rttm = manifest.parent / "meeting001.rttm"
+    rttm.write_text("root:x:0:0:root:/root:/bin/bash\nSPKR-INFO meeting001 1 <NA> <NA> <NA> unknown A <NA> <NA>\n")
+    assert_user_error(pixit("train", "--train", manifest, "--out", tmp_path / "run", *TRAIN_FAST),
+                      "meeting001.rttm", "no SPEAKER line")
+    assert_user_error(pixit("tune", "--dev", manifest, "--model", tiny_model_dir, "--out", tmp_path / "p.json"),
+                      "meeting001.rttm", "no SPEAKER line")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "p.json").exists()
+    rttm.write_text("; this recording has no speech\n\n")  # empty (comments only): speech-free, accepted
+    proc = pixit("tune", "--dev", manifest, "--model", tiny_model_dir, "--out", tmp_path / "p.json", "--device", "cpu",
+                 "--embedding", "mfcc", "--thresholds", "0.5", "--clustering-thresholds", "0.6", "--collars", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "p.json").is_file()
