@@ -138,3 +138,21 @@ def test_manifest_rttm_without_speaker_lines_is_an_error_unless_empty(two_meetin
                  "--embedding", "mfcc", "--thresholds", "0.5", "--clustering-thresholds", "0.6", "--collars", "0.5")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "p.json").is_file()
+
+
+# ------------------------------------------------------------- 6. tuning keeps bounded source caches
+def test_tune_recomputes_sources_past_the_cache_budget(two_meetings, tiny_model_dir, tmp_path):
+    """With no source cache (budget 0 minutes) tune recomputes the separated sources when it tunes
+    the leakage collar, and finds the same scores as with every source cached."""
+    scores = []
+    for minutes in (0, 20):
+        params = tmp_path / f"start{minutes}.json"
+        params.write_text(json.dumps({"source_cache_minutes": minutes, "embedding": "mfcc", "batch_size": 8}))
+        out = tmp_path / f"tuned{minutes}.json"
+        proc = pixit("tune", "--dev", two_meetings, "--model", tiny_model_dir, "--out", out, "--device", "cpu",
+                     "--params", params, "--thresholds", "0.5", "--clustering-thresholds", "0.6", "--collars", "0,0.5,2")
+        assert proc.returncode == 0, proc.stderr
+        scores.append(json.loads(out.read_text())["metrics"]["collar_scores"])
+    assert scores[0].keys() == scores[1].keys() and len(scores[0]) == 3
+    for c in scores[0]:
+        assert scores[0][c] == pytest.approx(scores[1][c], abs=0.05)  # float16 cache vs float32 recomputed

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dev", required=True, metavar="MANIFEST", help="dev manifest (CSV audio,rttm,uem[,sources] or a folder)")
     parser.add_argument("--model", default="default", metavar="M", help=MODEL_HELP)
     parser.add_argument("--out", required=True, metavar="PARAMS.json", help="where to write the tuned parameters")
-    parser.add_argument("--params", metavar="P", help=f"starting parameters (window, step, embedding ...): {PARAMS_HELP}")
+    parser.add_argument("--params", metavar="P", help=f"starting parameters (window, step, embedding ...; default: the model's params.json, as `separate`): {PARAMS_HELP}")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--batch-size", type=positive_int, metavar="N", help="windows per forward pass")
     parser.add_argument("--embedding", metavar="NAME", help="speaker embedding: resemblyzer, speechbrain-ecapa[:DIR], mfcc")
@@ -35,7 +35,7 @@ def run(args) -> int:
     thresholds = args.thresholds or DEFAULT_THRESHOLDS
     deltas = args.clustering_thresholds or DEFAULT_CLUSTERING
     collars = args.collars or DEFAULT_COLLARS
-    params = load_pipeline_params(args.params, "tune") if args.params else PipelineParams()
+    params = load_pipeline_params(args.params, "tune") if args.params else PipelineParams.for_model(args.model)
     if args.batch_size is not None:
         params.batch_size = args.batch_size
     if args.embedding:
