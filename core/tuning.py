@@ -17,8 +17,9 @@ Objectives:
 
 Memory: every dev file's waveform (4 bytes per sample) and frame-level activations (about 54 MB
 per hour) are kept. Separated sources (needed only for the leakage collar) are cached as float16
-(12 bytes per sample at K_max = 3, 43 MB per minute) for the first dev files only, up to
-`source_cache_minutes` of audio in total (default 20: about 0.9 GB), the budget `separate` allows
+(12 bytes per sample at K_max = 3 with half-window separation chunks, 11.5 MB per minute) for the
+first dev files only, up to `source_cache_minutes` of audio in total (default 20: about 230 MB;
+a 3-hour dev set cached whole would hold 2.1 GB), the budget `separate` allows
 one recording; the other files' sources are recomputed once, when the collar is tuned on them
 (the model runs again on their separation chunks, like `separate` on a long recording).
 """
