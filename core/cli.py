@@ -49,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     wanted = next((a for a in argv if a in COMMANDS), None)
     parser = build_parser(only=wanted or "")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed: main() returns codes, never exits
+        return int(exc.code or 0)
     args.argv = list(argv)  # e.g. for commands that start worker copies of themselves
     if args.command is None:
         parser.print_help()
