@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from app.editing import Doc
+from core.annotation import uri_for
 from core.errors import PixitError
 from core.fileio import atomic_write_json
 
@@ -77,9 +78,8 @@ def display_name(name: str | None) -> str:
 
 
 def uri_of(name: str) -> str:
-    """RTTM uri for a displayed name: no spaces."""
-    stem = display_name(name).rsplit(".", 1)[0]
-    return re.sub(r"\s+", "_", stem) or "recording"
+    """RTTM uri for a displayed name (core.annotation.uri_for: one RTTM field)."""
+    return uri_for(display_name(name).rsplit(".", 1)[0])
 
 
 def peak_pyramid(waveform: np.ndarray, block: int = PEAK_BLOCK) -> np.ndarray:

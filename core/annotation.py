@@ -2,18 +2,30 @@
 
 RTTM is the 10-field NIST line `SPEAKER uri 1 start dur <NA> <NA> label <NA> <NA>`; UEM is
 `uri 1 start end`. Every malformed line gets a one-line AnnotationError naming file and line.
+
+Readers split lines on whitespace, so a uri or a label must be one field: a recording's uri is its
+file name without the extension, each run of whitespace replaced by one "_" (`uri_for`:
+"team meeting.wav" -> "team_meeting"; other characters, unicode included, are kept), and the
+writers refuse a line that would not read back as written.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 from pyannote.core import Annotation, Segment, Timeline
 
 from core.errors import AnnotationError
 from core.fileio import atomic_write_text
+
+
+def uri_for(name: str) -> str:
+    """The RTTM uri of a recording called `name` (a file stem): one RTTM field, so each run of
+    whitespace becomes one "_"; everything else is kept."""
+    return re.sub(r"\s+", "_", str(name)) or "recording"
 
 
 def read_rttm(path: str | os.PathLike, duration: float | None = None) -> dict[str, Annotation]:
@@ -37,6 +49,11 @@ def read_rttm(path: str | os.PathLike, duration: float | None = None) -> dict[st
     return annotations
 
 
+def is_blank(path: str | os.PathLike) -> bool:
+    """True when an RTTM / UEM file holds nothing but blank lines and ;/# comments."""
+    return next(_lines(Path(path)), None) is None
+
+
 def read_rttm_single(path: str | os.PathLike, uri: str | None = None, duration: float | None = None) -> Annotation:
     """The annotation of one recording: `uri` if given, else the file's only uri (empty if none)."""
     annotations = read_rttm(path, duration)
@@ -44,7 +61,7 @@ def read_rttm_single(path: str | os.PathLike, uri: str | None = None, duration: 
         return annotations.get(uri, Annotation(uri=uri))
     if len(annotations) > 1:
         raise AnnotationError(f"{Path(path).name}: holds {len(annotations)} recordings, expected one")
-    return next(iter(annotations.values()), Annotation(uri=Path(path).stem))
+    return next(iter(annotations.values()), Annotation(uri=uri_for(Path(path).stem)))
 
 
 def write_rttm(annotation: Annotation, path: str | os.PathLike, uri: str | None = None) -> None:
@@ -52,12 +69,27 @@ def write_rttm(annotation: Annotation, path: str | os.PathLike, uri: str | None 
 
 
 def rttm_text(annotation: Annotation, uri: str | None = None) -> str:
-    uri = uri or annotation.uri or "recording"
-    lines = [
-        f"SPEAKER {uri} 1 {seg.start:.3f} {seg.duration:.3f} <NA> <NA> {label} <NA> <NA>"
-        for seg, _, label in annotation.itertracks(yield_label=True)
-    ]
-    return "".join(line + "\n" for line in lines)
+    """RTTM lines of `annotation`; AnnotationError for a line that would not read back as written."""
+    uri = _one_field(uri or annotation.uri or "recording", "recording name")
+    checked: set = set()
+    lines = []
+    for seg, _, label in annotation.itertracks(yield_label=True):
+        if label not in checked:
+            _one_field(str(label), f"speaker label of {uri}")
+            checked.add(label)
+        start, dur = f"{seg.start:.3f}", f"{seg.duration:.3f}"
+        if not (math.isfinite(float(start)) and float(start) >= 0 and math.isfinite(float(dur)) and float(dur) > 0):
+            raise AnnotationError(f"{uri}: cannot write the segment start {start} s, duration {dur} s as an RTTM line "
+                                  "(RTTM times are non-negative, with 1 ms resolution)")
+        lines.append(f"SPEAKER {uri} 1 {start} {dur} <NA> <NA> {label} <NA> <NA>\n")
+    return "".join(lines)
+
+
+def _one_field(value: str, what: str) -> str:
+    """`value` unchanged when a whitespace-splitting reader gets it back as one field."""
+    if not value or value.split() != [value]:
+        raise AnnotationError(f"{what} {value!r} contains whitespace or is empty: it would not be one RTTM/UEM field")
+    return value
 
 
 def read_uem(path: str | os.PathLike, duration: float | None = None) -> dict[str, Timeline]:
@@ -88,7 +120,7 @@ def write_uem(timeline: Timeline, path: str | os.PathLike, uri: str | None = Non
 
 
 def uem_text(timeline: Timeline, uri: str | None = None) -> str:
-    uri = uri or timeline.uri or "recording"
+    uri = _one_field(uri or timeline.uri or "recording", "recording name")
     return "".join(f"{uri} 1 {seg.start:.3f} {seg.end:.3f}\n" for seg in timeline.support())
 
 

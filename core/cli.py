@@ -2,7 +2,8 @@
 
 Each subcommand lives in `core/commands/<name>.py` with `add_arguments(parser)` and `run(args)`,
 imported only when used so that `pixit --help` stays fast. A PixitError (a user mistake) is printed
-as one line, exit status 2; nothing prints a traceback for a user mistake.
+as one line, exit status 2; a Failed run (e.g. a training whose loss turned NaN) one line, exit
+status 1; nothing prints a traceback for a user mistake.
 """
 
 from __future__ import annotations
@@ -25,8 +26,15 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake is one line too (argparse would print the whole usage first); --help has the rest."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pixit", description="PixIT Workbench: joint diarization + separation")
+    parser = _Parser(prog="pixit", description="PixIT Workbench: joint diarization + separation")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
@@ -36,12 +44,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.errors import Interrupted, PixitError
+    from core.errors import Failed, Interrupted, PixitError
 
     argv = sys.argv[1:] if argv is None else argv
     wanted = next((a for a in argv if a in COMMANDS), None)
     parser = build_parser(only=wanted or "")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed: main() returns codes, never exits
+        return int(exc.code or 0)
     args.argv = list(argv)  # e.g. for commands that start worker copies of themselves
     if args.command is None:
         parser.print_help()
@@ -51,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as exc:  # by a signal: the conventional 128 + signal number
         print(f"pixit {args.command}: {exc}", file=sys.stderr)
         return 128 + exc.signum
+    except Failed as exc:
+        print(f"pixit {args.command}: failed: {exc}", file=sys.stderr)
+        return 1
     except PixitError as exc:
         print(f"pixit {args.command}: error: {exc}", file=sys.stderr)
         return 2

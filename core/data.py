@@ -31,7 +31,7 @@ import soundfile as sf
 import torch
 from pyannote.core import Annotation, Segment, Timeline
 
-from core.annotation import read_rttm, read_uem
+from core.annotation import is_blank, read_rttm, read_uem, uri_for
 from core.audio import SAMPLE_RATE, audio_info, prepare_waveform
 from core.errors import AnnotationError, AudioError, PixitError
 
@@ -74,7 +74,8 @@ def load_recording(
     uem: str | os.PathLike | None = None,
     sources: str | os.PathLike | None = None,
 ) -> Recording:
-    """Read and validate one recording: the annotation and UEM must fit inside the audio."""
+    """Read and validate one recording: the annotation and UEM must fit inside the audio; an RTTM
+    without SPEAKER lines must be empty (blank lines and comments only): a speech-free recording."""
     audio = Path(audio)
     if not audio.is_file():
         raise AudioError(f"{audio}: no such audio file")
@@ -85,14 +86,17 @@ def load_recording(
     if not rttm.is_file():
         raise AnnotationError(f"{rttm}: no such RTTM file")
     annotations = read_rttm(rttm, duration=duration)
+    name = uri_for(audio.stem)
     if len(annotations) == 0:
-        uri, annotation = audio.stem, Annotation(uri=audio.stem)
+        if not is_blank(rttm):  # any text file is not an annotation; an empty one says "no speech"
+            raise AnnotationError(f"{rttm.name}: no SPEAKER line (an empty RTTM file marks a recording without speech)")
+        uri, annotation = name, Annotation(uri=name)
     elif len(annotations) == 1:
         uri, annotation = next(iter(annotations.items()))
-    elif audio.stem in annotations:
-        uri, annotation = audio.stem, annotations[audio.stem]
+    elif name in annotations:
+        uri, annotation = name, annotations[name]
     else:
-        raise AnnotationError(f"{rttm.name}: holds {len(annotations)} recordings and none is named '{audio.stem}'")
+        raise AnnotationError(f"{rttm.name}: holds {len(annotations)} recordings and none is named '{name}'")
     if uem is not None and str(uem) != "":
         uem = Path(uem)
         if not uem.is_file():
@@ -183,6 +187,34 @@ def _read_folder(folder: Path) -> list[Recording]:
         recordings.append(load_recording(audio, rttm, uem if uem.is_file() else None,
                                          sources if sources.is_dir() else None))
     return recordings
+
+
+def check_audio(recordings: list[Recording], what: str, block_seconds: float = 60.0) -> None:
+    """Read every recording once, a block at a time: unreadable, NaN / infinite or digitally silent
+    audio is a one-line AudioError naming the file. Training on such a file gives NaN losses (or
+    learns nothing) instead of an error, so `train` checks before its first step."""
+    for rec in recordings:
+        where = f"{what}: {rec.audio.name}"
+        peak, done = 0.0, 0
+        try:
+            with sf.SoundFile(str(rec.audio)) as handle:
+                block = max(1, int(block_seconds * handle.samplerate))
+                for data in handle.blocks(blocksize=block, dtype="float32", always_2d=True):
+                    bad = ~np.isfinite(data)
+                    if bad.any():
+                        at = (done + int(np.argmax(bad.any(axis=1)))) / handle.samplerate
+                        raise AudioError(f"{where}: NaN or infinite samples (first at {at:.2f} s)")
+                    peak = max(peak, float(np.abs(data).max(initial=0.0)))
+                    done += len(data)
+        except AudioError:
+            raise
+        except Exception as exc:  # soundfile / libsndfile errors, also in the middle of a file
+            raise AudioError(f"{where}: cannot read audio ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from None
+        if peak < SILENCE_PEAK:
+            raise AudioError(f"{where}: the audio is silent (peak {peak:.1e}); nothing to learn from it")
+
+
+SILENCE_PEAK = 1e-6  # -120 dBFS: below what 24-bit audio can hold; anything quieter is digital silence
 
 
 # -------------------------------------------------------------------------------------- audio io

@@ -21,6 +21,11 @@ class ModelError(PixitError):
     """A model folder or checkpoint that cannot be loaded."""
 
 
+class Failed(PixitError):
+    """Long work that ran but could not give a result (a training whose loss turned NaN): the CLI
+    exits with status 1, not 2, since the input was accepted."""
+
+
 class Cancelled(PixitError):
     """Long work (training, inference) stopped because the user asked."""
 

@@ -39,14 +39,15 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from core.data import FixedPairs, FrameGrid, PairSampler, Recording, TrainPairs, read_manifest
-from core.errors import Cancelled, Interrupted, PixitError
+from core.data import FixedPairs, FrameGrid, PairSampler, Recording, TrainPairs, check_audio, read_manifest
+from core.errors import Cancelled, Failed, Interrupted, PixitError
 from core.checkpoint import CHECKPOINT_DIR, read_state, restore_optimizer, save_checkpoint
 from core.fileio import atomic_write_json, atomic_write_text
 from core.losses import best_permutation, pixit_loss, si_sdr
 from core.pipeline import copy_tuned_params
 
 log = logging.getLogger(__name__)
+MAX_NONFINITE_STEPS = 3  # consecutive NaN / inf losses that stop a run (one is skipped: a rare bad batch)
 
 Progress = Callable[[float, str], None]
 ShouldStop = Callable[[], bool]
@@ -200,8 +201,12 @@ class PixitModule(pl.LightningModule):
         out, _ = self._losses(batch)
         if not torch.isfinite(out.loss):
             self.run.skipped += 1
+            self.run.nonfinite += 1
+            if self.run.nonfinite >= MAX_NONFINITE_STEPS:
+                raise Failed(self.run.diverged(self.step))
             log.warning("non-finite loss at step %d: batch skipped", self.step)
             return None  # Lightning skips backward and the optimiser step
+        self.run.nonfinite = 0
         parts = torch.stack([out.loss, out.pit, out.mixit, out.sup]).detach().double().cpu()
         self._train_sums[:4] += parts
         self._train_sums[5] += 1
@@ -295,6 +300,7 @@ class _Run:
         self.best_step = -1
         self.last_val_step = -1
         self.skipped = 0
+        self.nonfinite = 0  # consecutive steps with a NaN / inf loss
         self.signalled = 0  # SIGTERM / SIGINT received: stop at the next step
         self.der_counts = torch.zeros(4, dtype=torch.float64)
         self.start = time.monotonic()
@@ -312,6 +318,12 @@ class _Run:
             log.info(message)
             if self.progress is not None:
                 self.progress(float(min(1.0, max(0.0, fraction))), message)
+
+    def diverged(self, step: int) -> str:
+        """Why a run whose loss turned NaN stopped, naming the model folder only if one was written."""
+        saved = (self.model_dir / "config.json").is_file()
+        return (f"the loss was NaN or infinite for {self.nonfinite} steps in a row (step {step}): training stopped"
+                + (f"; the best model so far (step {self.best_step}) is in {self.model_dir}" if saved else "; no model was written"))
 
     def check_stop(self) -> None:
         if self.signalled:
@@ -531,6 +543,8 @@ def train(
 
     train_recs = _recordings(train_manifest, "training data")
     dev_recs = _recordings(dev_manifest, "dev data") if dev_manifest is not None else None
+    check_audio(train_recs, "training data")
+    check_audio(dev_recs or [], "dev data")
     torch.manual_seed(cfg.seed)
     gpu = uses_gpu(cfg.accelerator)
     model, chosen = _build_model(init, model_config, gpu)
@@ -615,7 +629,12 @@ def train(
                 trainer.fit(module)
                 if run.last_val_step != trainer.global_step + run.step_offset:  # the last steps were not validated yet
                     trainer.validate(module, dataloaders=module.val_dataloader(), verbose=False)
+            if run.is_zero and not (run.model_dir / "config.json").is_file():
+                raise Failed("no validation loss was finite, so no model was written")
             status = "done"
+        except Failed as exc:
+            state["error"] = str(exc)
+            raise
         except Cancelled:
             status = "cancelled"
             raise

@@ -15,8 +15,13 @@ Objectives:
   waveform -> text) and reference `transcripts` ({uri: {speaker: text}}) are given. Otherwise it
   keeps its current value (reported in `notes`).
 
-Memory: the frame-level outputs and the float16 source cache of every dev file are kept
-(about 12 bytes per sample at K_max = 3, i.e. 43 MB per dev minute); keep dev sets to a few hours.
+Memory: every dev file's waveform (4 bytes per sample) and frame-level activations (about 54 MB
+per hour) are kept. Separated sources (needed only for the leakage collar) are cached as float16
+(12 bytes per sample at K_max = 3 with half-window separation chunks, 11.5 MB per minute) for the
+first dev files only, up to `source_cache_minutes` of audio in total (default 20: about 230 MB;
+a 3-hour dev set cached whole would hold 2.1 GB), the budget `separate` allows
+one recording; the other files' sources are recomputed once, when the collar is tuned on them
+(the model runs again on their separation chunks, like `separate` on a long recording).
 """
 
 from __future__ import annotations
@@ -86,7 +91,7 @@ def tune(
 
     `vad_options` ("none", "silero", "silero+gate"): the optional VAD stage (core.pipeline.speech),
     tried on the best diarization settings and kept when it lowers the DER."""
-    from core.audio import load_audio
+    from core.audio import SAMPLE_RATE, load_audio
     from core.data import read_manifest
 
     t_start = time.perf_counter()
@@ -108,11 +113,15 @@ def tune(
     want_sources = bool(collars) and (any(r.sources is not None for r in recordings) or (asr is not None and transcripts))
     files: list[_File] = []
     low = dataclasses.replace(base, threshold=min(thresholds))
+    cache_left = base.source_cache_minutes * 60 * SAMPLE_RATE  # samples of sources the whole dev set may cache
     for i, rec in enumerate(recordings):
         report(0.5 * i / len(recordings), f"running the model on {rec.uri}")
         wav = load_audio(rec.audio)
+        cache = want_sources and len(wav) <= cache_left
+        cache_left -= len(wav) if cache else 0
         outputs = run_model(pipeline.model, wav, low, pipeline.device, return_sources=want_sources,
-                            should_stop=should_stop, encoder=pipeline.encoder, source_embeddings="all")
+                            should_stop=should_stop, encoder=pipeline.encoder, source_embeddings="all",
+                            cache_sources=cache)
         files.append(_File(rec.uri, rec, outputs))
     timings = {"inference": time.perf_counter() - t_start}
 
@@ -200,9 +209,9 @@ def _tune_collar(pipeline, best, files, collars, embeddings_for, asr, transcript
         refs = None
         if asr is None:
             rec = f.recording
-            if rec.sources is None:
-                continue
             labels = rec.labels
+            if rec.sources is None or not labels:  # no ground truth, or speech-free: nothing to score
+                continue
             try:
                 refs = np.stack([load_audio(rec.source_path(label)) for label in labels], axis=1)
             except PixitError as exc:

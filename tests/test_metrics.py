@@ -62,6 +62,39 @@ def test_der_edge_cases_and_accumulator():
     assert acc.total()["der"] == pytest.approx(29 / 40)  # ratio of sums, not mean of rates
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_der_equals_pyannote_metrics_on_random_annotations(seed):
+    """core.der (linear) gives pyannote.metrics' components: overlaps, same-label overlaps, touching
+    segments, unmatched speakers, multi-region UEMs, collars and skip_overlap."""
+    import warnings
+
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    rng = np.random.default_rng(seed)
+
+    def random_annotation(labels):
+        turns, t = [], 0.0
+        for _ in range(60):
+            t += float(rng.choice([0.0, rng.uniform(-1.0, 1.5)]))  # touching, overlapping, gaps
+            d = round(float(rng.uniform(0.05, 3.0)), 3)
+            turns.append((round(max(0.0, t), 3), round(max(0.0, t) + d, 3), str(rng.choice(labels))))
+            t += d
+        return _annotation(turns)
+
+    ref, hyp = random_annotation(["A", "B", "C"]), random_annotation(["s1", "s2", "s3", "s4"])
+    uems = [Timeline([Segment(0, 200)]), Timeline([Segment(1.5, 30), Segment(35, 70.25)])]
+    for uem in uems:
+        for collar in (0.0, 0.25):
+            for skip in (False, True):
+                ours = diarization_error(ref, hyp, uem=uem, collar=collar, skip_overlap=skip)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    theirs = DiarizationErrorRate(collar=2 * collar, skip_overlap=skip).compute_components(ref, hyp, uem=uem)
+                for key, name in (("false_alarm", "false alarm"), ("missed_detection", "missed detection"),
+                                  ("confusion", "confusion"), ("total", "total"), ("correct", "correct")):
+                    assert ours[key] == pytest.approx(theirs[name], abs=1e-5), (key, uem, collar, skip)
+
+
 def test_si_sdr_and_improvement():
     rng = np.random.default_rng(0)
     ref = rng.standard_normal(16000)

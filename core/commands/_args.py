@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+from typing import Callable
 
 
 def positive_int(text: str) -> int:
@@ -13,6 +15,45 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def bounded_float(low: float | None = None, high: float | None = None, *, low_open: bool = False,
+                  high_open: bool = False) -> Callable[[str], float]:
+    """An argparse type for a float option: a finite number within [low, high] (an end excluded when
+    `*_open`). NaN, infinity and huge values are refused here, so no command ever computes with them
+    (`--collar inf` once scored nothing and reported DER 0 %)."""
+    left = "-inf" if low is None else f"{low:g}"
+    right = "inf" if high is None else f"{high:g}"
+    interval = f"{'(' if low_open or low is None else '['}{left}, {right}{')' if high_open or high is None else ']'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number in {interval}, got {text!r}") from None
+        inside = math.isfinite(value) and (
+            low is None or value > low or (value == low and not low_open)) and (
+            high is None or value < high or (value == high and not high_open))
+        if not inside:
+            raise argparse.ArgumentTypeError(f"expected a number in {interval}, got {text!r}")
+        return value
+
+    parse.__name__ = "number"  # argparse names the type in some messages
+    return parse
+
+
+def float_list(low: float | None = None, high: float | None = None, **bounds: bool) -> Callable[[str], tuple[float, ...]]:
+    """An argparse type for a comma-separated list of numbers, each checked like `bounded_float`."""
+    item = bounded_float(low, high, **bounds)
+
+    def parse(text: str) -> tuple[float, ...]:
+        values = tuple(item(x.strip()) for x in text.split(",") if x.strip())
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+        return values
+
+    parse.__name__ = "list of numbers"
+    return parse
 
 
 MODEL_HELP = ("a model folder, 'default' (the shipped model), a pyannote.audio ToTaToNet checkpoint, or a Hugging Face "

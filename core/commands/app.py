@@ -12,7 +12,7 @@ import ipaddress
 import sys
 from pathlib import Path
 
-from core.commands._args import MODEL_HELP, PARAMS_HELP, load_pipeline_params, positive_int
+from core.commands._args import MODEL_HELP, PARAMS_HELP, bounded_float, load_pipeline_params, positive_int
 
 
 def user_password(text: str) -> tuple[str, str]:
@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workspace", default=None,
                         help="folder holding the per-session workspaces (default $PIXIT_WORKSPACE or "
                              "~/.cache/pixit-workbench)")
-    parser.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (default 200 MB)")
+    parser.add_argument("--max-upload-mb", type=bounded_float(0, 1e6, low_open=True), default=200.0, help="largest accepted upload (default 200 MB)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--params", default=None, help=f"{PARAMS_HELP} (default: the model's own)")
     parser.add_argument("--models", action="append", default=[], metavar="DIR",

@@ -25,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from core.commands._args import MODEL_HELP, positive_int
+from core.commands._args import MODEL_HELP, bounded_float, positive_int
 from core.errors import PixitError
 
 SR = 16000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, nargs="+", default=[600.0], metavar="S", help="meeting duration(s) in seconds (default 600)")
+    parser.add_argument("--duration", type=bounded_float(0, 24 * 3600, low_open=True), nargs="+", default=[600.0], metavar="S", help="meeting duration(s) in seconds (default 600)")
     parser.add_argument("--model", default="default", metavar="M", help=f"{MODEL_HELP} (default: default)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default: auto)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="windows per forward pass")
@@ -120,8 +120,6 @@ def measure(audio: Path, out_dir: Path, args, env: dict | None = None) -> dict:
 
 
 def run(args) -> int:
-    if any(d <= 0 for d in args.duration):
-        raise PixitError("--duration must be positive")
     if args.speakers < 1:
         raise PixitError("--speakers must be >= 1")
     from core.models import resolve_model

@@ -13,14 +13,17 @@ import json
 import sys
 from pathlib import Path
 
+from core.commands._args import bounded_float
 from core.errors import PixitError
+
+MAX_COLLAR = 10.0  # s; md-eval's usual collar is 0.25
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", required=True, metavar="R", help="reference RTTM file or folder")
     parser.add_argument("--hypothesis", required=True, metavar="H", help="hypothesis RTTM file or folder")
     parser.add_argument("--uem", metavar="U", help="UEM file or folder (default: union of reference and hypothesis extents)")
-    parser.add_argument("--collar", type=float, default=0.0, metavar="S", help="forgiveness collar, +-S s around reference boundaries (default 0)")
+    parser.add_argument("--collar", type=bounded_float(0.0, MAX_COLLAR), default=0.0, metavar="S", help=f"forgiveness collar, +-S s around reference boundaries, 0 to {MAX_COLLAR:g} (default 0)")
     parser.add_argument("--skip-overlap", action="store_true", help="do not score overlapped reference speech")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -46,7 +49,9 @@ def load_rttms(path: str, what: str) -> dict:
         if not per_file and Path(path).is_dir():
             from pyannote.core import Annotation
 
-            per_file = {f.stem: Annotation(uri=f.stem)}  # an empty RTTM = no speech in f.stem
+            from core.annotation import uri_for
+
+            per_file = {uri_for(f.stem): Annotation(uri=uri_for(f.stem))}  # an empty RTTM = no speech in that recording
         for uri, ann in per_file.items():
             if uri in annotations:
                 raise PixitError(f"{what}: recording {uri!r} appears in more than one file")
@@ -69,8 +74,8 @@ def evaluate(reference: str, hypothesis: str, uem: str | None = None, collar: fl
 
     from core.metrics import DERAccumulator, diarization_error
 
-    if collar < 0:
-        raise PixitError(f"--collar must be >= 0, got {collar}")
+    if not 0 <= collar <= MAX_COLLAR:  # NaN fails too
+        raise PixitError(f"--collar must be between 0 and {MAX_COLLAR:g} s, got {collar}")
     refs = load_rttms(reference, "reference")
     hyps = load_rttms(hypothesis, "hypothesis")
     uems = load_uems(uem) if uem else {}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.commands._args import MODEL_HELP
+from core.commands._args import MODEL_HELP, bounded_float
 from core.errors import PixitError
 
 CHECK_TOLERANCE = 1e-4  # float32 round-off of the same computation in two programs
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--relu-subclass", action="store_true",
                         help="for a model with a ReLU after its encoder (the shipped default): name the architecture "
                              "core.models.pyannote_arch.ToTaToNetEncoderReLU, which pyannote.audio then imports")
-    parser.add_argument("--duration", type=float, default=5.0, metavar="S",
+    parser.add_argument("--duration", type=bounded_float(0, 60, low_open=True), default=5.0, metavar="S",
                         help="chunk duration pyannote's pipeline slides, stored in the checkpoint (default 5)")
     parser.add_argument("--check", action="store_true",
                         help="load the checkpoint in pyannote.audio's environment and compare its outputs")
@@ -65,8 +65,6 @@ def run(args: argparse.Namespace) -> int:
     from core.models.resolve import PARAMS_NAME, PYANNOTE_WEIGHTS_NAME
 
     out = Path(args.out).expanduser()
-    if args.duration <= 0:
-        raise PixitError("--duration must be positive")
     net = load_model(args.model)
     if args.format == "pixit":
         from core.pipeline import copy_tuned_params

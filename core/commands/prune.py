@@ -21,34 +21,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.commands._args import MODEL_HELP, positive_int
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a sparsity in [0, 1), got {value}")
-    return value
-
+from core.commands._args import MODEL_HELP, bounded_float, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="M", help=f"the model to prune, with an SSL front end fine-tuned for the task: {MODEL_HELP}")
     parser.add_argument("--train", metavar="MANIFEST", help="recordings whose audio is used for distillation (labels are not needed)")
     parser.add_argument("--out", metavar="DIR", help="output folder: DIR/model, DIR/ssl, DIR/pruning.json, DIR/history.csv")
-    parser.add_argument("--sparsity", type=_fraction, default=0.8, help="target sparsity (default 0.8 = keep 20%%)")
+    parser.add_argument("--sparsity", type=bounded_float(0, 1, high_open=True), default=0.8, help="target sparsity (default 0.8 = keep 20%%)")
     parser.add_argument("--target", choices=("params", "macs"), default="params",
                         help="what the sparsity counts: parameters, or MACs per second of audio (default params)")
     parser.add_argument("--steps", type=positive_int, default=1000, help="distill + prune steps (default 1000)")
     parser.add_argument("--warmup-steps", type=positive_int, help="steps over which the target ramps up (default steps/6)")
     parser.add_argument("--further-steps", type=int, default=0, help="distillation steps of the pruned model (default 0)")
     parser.add_argument("--batch-size", type=positive_int, default=4, help="chunks per step (default 4)")
-    parser.add_argument("--chunk-duration", type=float, default=4.0, help="chunk length in seconds (default 4)")
-    parser.add_argument("--lr", type=float, default=2e-4, help="learning rate of the SSL weights (default 2e-4)")
-    parser.add_argument("--reg-lr", type=float, default=2e-2, help="learning rate of gates and Lagrange multipliers (default 2e-2)")
+    parser.add_argument("--chunk-duration", type=bounded_float(0, 60, low_open=True), default=4.0, help="chunk length in seconds (default 4)")
+    parser.add_argument("--lr", type=bounded_float(0, 1, low_open=True), default=2e-4, help="learning rate of the SSL weights (default 2e-4)")
+    parser.add_argument("--reg-lr", type=bounded_float(0, 10, low_open=True), default=2e-2, help="learning rate of gates and Lagrange multipliers (default 2e-2)")
     parser.add_argument("--units", default="conv,head,ffn",
                         help="prunable units, comma-separated: conv,head,ffn[,attlayer,ffnlayer] (default conv,head,ffn)")
     parser.add_argument("--distill-layers", help="hidden states to distil, e.g. 0,4,8,12 (default 0, L/3, 2L/3, L)")
@@ -58,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--bench", action="store_true", help="only time the SSL forward before/after pruning")
     parser.add_argument("--ssl", metavar="HF_FOLDER", help="--bench: local transformers SSL folder (default: random WavLM Base shape)")
-    parser.add_argument("--bench-seconds", type=float, default=10.0, help="--bench: audio length per forward (default 10)")
+    parser.add_argument("--bench-seconds", type=bounded_float(0, 3600, low_open=True), default=10.0, help="--bench: audio length per forward (default 10)")
     parser.add_argument("--threads", type=int, default=1, help="--bench: torch CPU threads (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 

@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.annotation import uri_for
 from core.commands._args import MODEL_HELP, PARAMS_HELP, load_pipeline_params, positive_int
 from core.errors import PixitError
 
@@ -86,11 +87,11 @@ def collect_audio(items: list[str]) -> list[Path]:
         if key not in seen:
             seen.add(key)
             unique.append(p)
-    stems: dict[str, Path] = {}
+    uris: dict[str, Path] = {}
     for p in unique:
-        if p.stem in stems:
-            raise PixitError(f"two recordings would write the same outputs: {stems[p.stem]} and {p} (rename one)")
-        stems[p.stem] = p
+        if uri_for(p.stem) in uris:
+            raise PixitError(f"two recordings would write the same outputs: {uris[uri_for(p.stem)]} and {p} (rename one)")
+        uris[uri_for(p.stem)] = p
     return unique
 
 
@@ -217,7 +218,7 @@ def run(args) -> int:
     prefix = f"worker {rank}/{world}: " if world > 1 else ""
     mine = files[rank::world]
     sources = not args.no_sources
-    todo = [p for p in mine if args.overwrite or not is_done(out_dir, p.stem, sources)]
+    todo = [p for p in mine if args.overwrite or not is_done(out_dir, uri_for(p.stem), sources)]
     skipped = len(mine) - len(todo)
     if skipped:
         print(f"{prefix}skipping {skipped} of {len(mine)} recordings (outputs exist; --overwrite to redo)", flush=True)
@@ -230,7 +231,7 @@ def run(args) -> int:
     failures = 0
     start_all = time.perf_counter()
     for i, path in enumerate(todo, 1):
-        head = f"{prefix}[{i}/{len(todo)}] {path.stem}"
+        head = f"{prefix}[{i}/{len(todo)}] {uri_for(path.stem)}"
         last = [-1.0]
 
         def progress(fraction, message, head=head, last=last):
@@ -239,7 +240,7 @@ def run(args) -> int:
                 print(f"{head}: {fraction:4.0%} {message}", flush=True)
 
         try:
-            result = pipeline(path, uri=path.stem, num_speakers=args.num_speakers, min_speakers=args.min_speakers,
+            result = pipeline(path, uri=uri_for(path.stem), num_speakers=args.num_speakers, min_speakers=args.min_speakers,
                               max_speakers=args.max_speakers, progress=progress, return_sources=sources)
             result.save(out_dir)
         except PixitError as exc:

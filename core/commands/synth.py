@@ -6,11 +6,14 @@ import argparse
 import sys
 import time
 
+from core.commands._args import bounded_float
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     parser.add_argument("--num-meetings", required=True, metavar="N", help="number of meetings")
-    parser.add_argument("--duration", required=True, metavar="S", help="duration of each meeting (seconds)")
+    parser.add_argument("--duration", required=True, type=bounded_float(0, 7200, low_open=True), metavar="S",
+                        help="duration of each meeting in seconds, at most 7200")
     parser.add_argument("--speakers", default="2-3", metavar="MIN-MAX",
                         help="speakers per meeting, drawn uniformly in MIN..MAX (default 2-3; '3' = exactly 3)")
     parser.add_argument("--seed", default="0", metavar="S", help="random seed (same seed, same files; default 0)")
@@ -53,7 +56,6 @@ def run(args: argparse.Namespace) -> int:
     from core.synth import make_corpus, parse_speakers
 
     num_meetings = _number(args.num_meetings, "--num-meetings", int)
-    duration = _number(args.duration, "--duration", float)
     seed = _number(args.seed, "--seed", int)
     speakers = parse_speakers(args.speakers)
 
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     manifest = make_corpus(
-        args.out, num_meetings, duration, speakers=speakers, seed=seed, prefix=args.prefix,
+        args.out, num_meetings, args.duration, speakers=speakers, seed=seed, prefix=args.prefix,
         reverb=not args.no_reverb, noise=not args.no_noise, write_sources=not args.no_sources,
         pcm16=args.pcm16, real_voices=not args.no_real_voices, engines=args.engines,
         voice_set=args.voice_set, acoustics=args.acoustics,

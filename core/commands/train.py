@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from core.commands._args import MODEL_HELP, positive_int
+from core.commands._args import MODEL_HELP, bounded_float, positive_int
 
 MASKERS = ("dprnn", "convtasnet", "sepformer", "spgm")
 
@@ -40,13 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     length.add_argument("--max-steps", type=positive_int, metavar="N", help="number of optimiser steps")
     length.add_argument("--epochs", type=positive_int, metavar="N", help="number of epochs (default 10)")
     parser.add_argument("--steps-per-epoch", type=positive_int, metavar="N", help="default: about one pass over the annotated audio")
-    parser.add_argument("--lambda", dest="lambda_", type=float, default=0.5, metavar="LAMBDA",
+    parser.add_argument("--lambda", dest="lambda_", type=bounded_float(0, 1), default=0.5, metavar="LAMBDA",
                         help="weight of the diarization (PIT) losses; 1 = diarization only (default 0.5)")
     parser.add_argument("--batch-size", type=positive_int, default=8, metavar="N", help="chunk pairs per batch (default 8)")
-    parser.add_argument("--chunk-duration", type=float, default=5.0, metavar="S", help="chunk length in seconds (default 5)")
-    parser.add_argument("--lr", type=float, default=3e-4, metavar="LR", help="learning rate (default 3e-4)")
-    parser.add_argument("--ssl-lr", type=float, default=1e-5, metavar="LR", help="learning rate of the SSL front end (default 1e-5)")
-    parser.add_argument("--sup-weight", type=float, default=0.0, metavar="W",
+    parser.add_argument("--chunk-duration", type=bounded_float(0, 60, low_open=True), default=5.0, metavar="S",
+                        help="chunk length in seconds, at most 60 (default 5)")
+    parser.add_argument("--lr", type=bounded_float(0, 1, low_open=True), default=3e-4, metavar="LR", help="learning rate, at most 1 (default 3e-4)")
+    parser.add_argument("--ssl-lr", type=bounded_float(0, 1), default=1e-5, metavar="LR", help="learning rate of the SSL front end (default 1e-5)")
+    parser.add_argument("--sup-weight", type=bounded_float(0, 100), default=0.0, metavar="W",
                         help="weight of a supervised SI-SDR loss on ground-truth sources (synthetic data; default 0)")
     parser.add_argument("--val-pairs", type=positive_int, default=64, metavar="N", help="fixed validation pairs (default 64)")
     parser.add_argument("--val-every", type=positive_int, metavar="N", help="steps between validations (default: once per epoch)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.commands._args import MODEL_HELP, PARAMS_HELP, load_pipeline_params
+from core.commands._args import MODEL_HELP, PARAMS_HELP, float_list, load_pipeline_params, positive_int
 from core.errors import PixitError
 
 
@@ -16,45 +16,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dev", required=True, metavar="MANIFEST", help="dev manifest (CSV audio,rttm,uem[,sources] or a folder)")
     parser.add_argument("--model", default="default", metavar="M", help=MODEL_HELP)
     parser.add_argument("--out", required=True, metavar="PARAMS.json", help="where to write the tuned parameters")
-    parser.add_argument("--params", metavar="P", help=f"starting parameters (window, step, embedding ...): {PARAMS_HELP}")
+    parser.add_argument("--params", metavar="P", help=f"starting parameters (window, step, embedding ...; default: the model's params.json, as `separate`): {PARAMS_HELP}")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    parser.add_argument("--batch-size", type=int, metavar="N", help="windows per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, metavar="N", help="windows per forward pass")
     parser.add_argument("--embedding", metavar="NAME", help="speaker embedding: resemblyzer, speechbrain-ecapa[:DIR], mfcc")
-    parser.add_argument("--thresholds", metavar="LIST", help="theta values, comma-separated (default 0.3,...,0.7)")
-    parser.add_argument("--clustering-thresholds", metavar="LIST", help="delta values, comma-separated (default 0.3,...,1.4)")
+    parser.add_argument("--thresholds", type=float_list(0, 1, low_open=True, high_open=True), metavar="LIST", help="theta values in (0, 1), comma-separated (default 0.3,...,0.7)")
+    parser.add_argument("--clustering-thresholds", type=float_list(0, 2), metavar="LIST", help="delta values in [0, 2], comma-separated (default 0.3,...,1.4)")
     parser.add_argument("--vad-options", default="", metavar="LIST",
                         help="VAD stages to try on the best settings, comma-separated: none, silero, silero+gate "
                              "(default: keep the starting parameters' vad)")
-    parser.add_argument("--collars", metavar="LIST", help="leakage collars in s, comma-separated (default 0,0.1,0.25,0.5,1,2)")
-
-
-def _floats(text: str | None, name: str, default):
-    if text is None:
-        return default
-    try:
-        values = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise PixitError(f"{name}: expected comma-separated numbers, got {text!r}") from None
-    if not values:
-        raise PixitError(f"{name}: no values given")
-    return tuple(values)
+    parser.add_argument("--collars", type=float_list(0, 30), metavar="LIST", help="leakage collars in s (0 to 30), comma-separated (default 0,0.1,0.25,0.5,1,2)")
 
 
 def run(args) -> int:
     from core.pipeline import PipelineParams
     from core.tuning import DEFAULT_CLUSTERING, DEFAULT_COLLARS, DEFAULT_MIN_OFF, DEFAULT_THRESHOLDS, tune
 
-    thresholds = _floats(args.thresholds, "--thresholds", DEFAULT_THRESHOLDS)
-    if any(not 0 < t < 1 for t in thresholds):
-        raise PixitError("--thresholds: every value must be in (0, 1)")
-    deltas = _floats(args.clustering_thresholds, "--clustering-thresholds", DEFAULT_CLUSTERING)
-    collars = _floats(args.collars, "--collars", DEFAULT_COLLARS)
-    if any(x < 0 for x in deltas + collars):
-        raise PixitError("clustering thresholds and collars must be >= 0")
-    params = load_pipeline_params(args.params, "tune") if args.params else PipelineParams()
+    thresholds = args.thresholds or DEFAULT_THRESHOLDS
+    deltas = args.clustering_thresholds or DEFAULT_CLUSTERING
+    collars = args.collars or DEFAULT_COLLARS
+    params = load_pipeline_params(args.params, "tune") if args.params else PipelineParams.for_model(args.model)
     if args.batch_size is not None:
-        if args.batch_size < 1:
-            raise PixitError(f"--batch-size must be a positive integer, got {args.batch_size}")
         params.batch_size = args.batch_size
     if args.embedding:
         params.embedding = args.embedding

@@ -29,6 +29,7 @@ class SeparationResult:
     model: str = ""
     warnings: list[str] = field(default_factory=list)
     intervals: list = field(default_factory=list, repr=False)  # per label: (n, 2) active sample intervals
+    file: str = ""  # the audio file's name as given (the uri is derived from it: core.annotation.uri_for)
 
     def speech_time(self) -> dict[str, float]:
         return {label: float(self.annotation.label_duration(label)) for label in self.labels}
@@ -37,6 +38,7 @@ class SeparationResult:
         speech = self.speech_time()
         return {
             "uri": self.uri,
+            **({"file": self.file} if self.file else {}),
             "duration": round(self.duration, 3),
             "sample_rate": self.sample_rate,
             "num_speakers": len(self.labels),

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeature
 
+from core.annotation import uri_for
 from core.audio import SAMPLE_RATE, load_audio, prepare_waveform
 from core.errors import PixitError
 from core.pipeline.activations import binarize, frame_intervals, stitch_activations
@@ -92,7 +93,7 @@ class Pipeline:
 
     def load(self, audio, uri: str | None = None) -> tuple[np.ndarray, str]:
         if isinstance(audio, (str, Path)):
-            return load_audio(audio, SAMPLE_RATE), uri or Path(audio).stem
+            return load_audio(audio, SAMPLE_RATE), uri or uri_for(Path(audio).stem)
         return prepare_waveform(np.asarray(audio), SAMPLE_RATE, SAMPLE_RATE, name=uri or "audio"), uri or "audio"
 
     def infer(self, waveform: np.ndarray, return_sources: bool = True, progress: Progress = None,
@@ -128,6 +129,8 @@ class Pipeline:
         timings["inference"] = time.perf_counter() - t
         result = self.from_outputs(outputs, uri, num_speakers, min_speakers, max_speakers, sub(0.75, 1.0), should_stop, timings)
         result.timings["total"] = time.perf_counter() - t0
+        if isinstance(audio, (str, Path)):
+            result.file = Path(audio).name
         return result
 
     def from_outputs(
