@@ -14,7 +14,8 @@ CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/ch
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 
 from app_fixtures import FAST_PIPELINE, served, tiny_model  # noqa: E402
-from app.session import DEMO_DIR, Settings  # noqa: E402
+from app.meetings import DEMO_DIR  # noqa: E402
+from app.session import Settings  # noqa: E402
 
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run",

@@ -14,7 +14,7 @@ from gradio_client import handle_file  # noqa: E402
 from app_fixtures import served, tiny_workbench  # noqa: E402
 from app.access import COOKIE  # noqa: E402
 
-# positions of the VIEW outputs (see app/main.py)
+# positions of the VIEW outputs (see VIEW_NAMES in app/panels/ui.py)
 TIMELINE, STATUS, SUMMARY, SEL_INFO, SEL_START, SEL_END, SEL_SPEAKER, CURSOR = range(8)
 TABLE = 12
 FAST_TRAINING = {"batch_size": 2, "val_pairs": 2, "chunk_duration": 2.0}

@@ -13,9 +13,9 @@ from gradio_client import handle_file  # noqa: E402
 from app_fixtures import served, tiny_model, tiny_workbench  # noqa: E402
 from hub_fixtures import FakeHub, write_hub_cache  # noqa: E402
 
-from app.session import Session  # noqa: E402
+from app.models import startup_choices  # noqa: E402
 
-STATUS = 1  # position of the status line in the app's outputs (see app/main.py)
+STATUS = 1  # position of the status line in the app's outputs (see VIEW_NAMES in app/panels/ui.py)
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def hub_app(tmp_path, monkeypatch):
 
 
 def test_model_list_shows_the_hub_cache_and_a_typed_hub_id_runs(hub_app, monkeypatch):
-    assert ("org/hub-model (Hugging Face cache)", "hub:org/hub-model") in Session.startup_choices(hub_app["settings"])
+    assert ("org/hub-model (Hugging Face cache)", "hub:org/hub-model") in startup_choices(hub_app["settings"])
     dropdown = next(c for c in hub_app["demo"].config["components"] if c.get("props", {}).get("elem_id") == "model_dd")
     assert ("org/hub-model (Hugging Face cache)", "hub:org/hub-model") in map(tuple, dropdown["props"]["choices"])
     c = hub_app["client"]
