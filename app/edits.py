@@ -114,6 +114,8 @@ def import_rttm(S: Session, path: str | Path) -> str:
     m = S.meeting
     if m is None:
         raise PixitError("open a meeting first, then import an RTTM for it")
+    if Path(path).stat().st_size == 0:
+        raise PixitError(f"{Path(path).name}: the file is empty")
     anns = read_rttm(path, duration=m.duration)
     if not anns:
         raise PixitError(f"{Path(path).name}: no SPEAKER lines")

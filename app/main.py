@@ -97,6 +97,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         listen.wire(ui)
         retrain.wire(ui)
         models.wire(ui)
+        ui.know_outputs(demo)
 
     demo.queue(default_concurrency_limit=4)
     demo.pixit_settings = settings

@@ -34,6 +34,8 @@ def add_audio(S: Session, path: str | Path, name: str | None = None, source: str
                          f"(use {', '.join(s.lstrip('.') for s in AUDIO_SUFFIXES)})")
     settings = S.settings
     size = path.stat().st_size
+    if size == 0:
+        raise AudioError(f"{Path(shown).name}: the file is empty")
     if size > settings.max_upload_mb * 1e6:
         raise AudioError(f"{Path(shown).name}: {size / 1e6:.0f} MB is over the {settings.max_upload_mb:.0f} MB upload limit")
     try:

@@ -41,17 +41,24 @@ def wire(ui: UI) -> None:
     outs = ui.VIEW + ui.LISTS + ui.PLAYERS + [ui.retrain_note, ui.retrain_table]
 
     def retrain(model_choice, model_folder, lr_, steps_, heldout_, request: gr.Request, progress=gr.Progress()):
-        with ui.job_started(request, "retrain") as S:
+        def prepare(S):
             if S.meeting is None:
                 raise PixitError("open a meeting first")
             if not retraining.corrected_meetings(S.ws):
                 raise PixitError("no corrected meeting yet: review part of a meeting, mark it as reviewed "
                                  "(Edit tab > 'Mark view as reviewed' or key R), then retrain")
-            model, label = models.resolve_model(S, model_choice, model_folder)
             try:
-                lr_v, steps_v, held = float(lr_), int(steps_), float(heldout_) / 100.0
+                numbers = float(lr_), int(steps_), float(heldout_) / 100.0
             except (TypeError, ValueError):
                 raise PixitError("learning rate and steps must be numbers") from None
+            retraining.check_request(S, *numbers)
+            return models.resolve_model(S, model_choice, model_folder), numbers
+
+        S, args, refusal = ui.start_job(request, "retrain", prepare)
+        if refusal is not None:
+            yield ui.refused(S, refusal, outs, "retrain")
+            return
+        (model, label), (lr_v, steps_v, held) = args
         skip = [gr.skip() for _ in outs]
         job = Job(lambda p, st: retraining.retrain(S, model, label, lr_v, steps_v, held, progress=p, should_stop=st),
                   S.stop)

@@ -48,11 +48,16 @@ def wire(ui: UI) -> None:
     VIEW, LISTS, PLAYERS = ui.VIEW, ui.LISTS, ui.PLAYERS
 
     def run_model(model_choice, model_folder, mode, n, lo, hi, request: gr.Request, progress=gr.Progress()):
-        with ui.job_started(request, "run") as S:
-            model, label = models.resolve_model(S, model_choice, model_folder)
-            kw = speaker_kwargs(mode, n, lo, hi)
+        def prepare(S):
             if S.meeting is None:
                 raise PixitError("open a meeting first (upload one or click 'Open demo meeting')")
+            return models.resolve_model(S, model_choice, model_folder), speaker_kwargs(mode, n, lo, hi)
+
+        S, args, refusal = ui.start_job(request, "run", prepare)
+        if refusal is not None:
+            yield ui.refused(S, refusal, VIEW + LISTS + PLAYERS, "run_model")
+            return
+        (model, label), kw = args
         skip = tuple(gr.skip() for _ in VIEW + LISTS + PLAYERS)
         job = Job(lambda p, st: runs.run_model(S, model, label, progress=p, should_stop=st, **kw), S.stop)
         with ui.background_job(S, job, "the model run"):

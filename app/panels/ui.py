@@ -77,58 +77,88 @@ class UI:
 
     def guard(self, fn: Callable) -> Callable:
         """Wire `fn(S, *inputs)` as a handler: S is the asking session (from its cookie), held
-        while fn runs so that one session's requests apply in arrival order. PixitError -> a
-        clear message (gr.Error, no server path in it); anything unexpected is logged, and the
-        session's state is left as it was (edits are only applied when they succeed)."""
+        while fn runs so that one session's requests apply in arrival order. A user mistake
+        (PixitError) or a bug changes nothing and keeps the view: see `refused`."""
         params = list(inspect.signature(fn).parameters.values())[1:]
         params.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request))
 
         @functools.wraps(fn)
         def wrapped(*args):
             *values, request = args
-            try:
-                with self.session_of(request) as S, S.lock.turn(ticket_of(request)):
+            with self.session_of(request) as S, S.lock.turn(ticket_of(request)):
+                try:
                     return fn(S, *values)
-            except gr.Error:
-                raise
-            except PixitError as exc:
-                raise gr.Error(public_message(exc), duration=8) from None
-            except Exception as exc:
-                log.exception("handler %s failed", fn.__name__)
-                raise gr.Error(public_message(f"unexpected error ({type(exc).__name__}: {exc}); "
-                                              "your edits are saved")) from None
+                except gr.Error:
+                    raise
+                except Exception as exc:
+                    return self.refused(S, exc, wrapped.pixit_outputs, fn.__name__)
 
         wrapped.__signature__ = inspect.Signature(params)
         wrapped.__annotations__ = {p.name: p.annotation for p in params if p.annotation is not inspect.Parameter.empty}
+        wrapped.pixit_outputs = None  # set by `know_outputs` once the events are wired
         del wrapped.__wrapped__
         return wrapped
 
-    @contextlib.contextmanager
-    def job_started(self, request: gr.Request, kind: str):
-        """Start a model job of the asking session: it takes no turn in the session's lane (its
-        edits go on meanwhile), user mistakes inside the block become a message, and the session
-        stays in memory (S.busy) until `background_job` ends it."""
+    def know_outputs(self, demo: gr.Blocks) -> None:
+        """Tell each guarded handler its event's outputs (what `refused` redraws or skips)."""
+        for block_fn in demo.fns.values():
+            if hasattr(block_fn.fn, "pixit_outputs"):
+                block_fn.fn.pixit_outputs = list(block_fn.outputs)
+
+    def refused(self, S: Session, exc: BaseException, outputs: list | None, where: str):
+        """The answer to a request that failed: one toast, one log line (a traceback only for a
+        bug), the message (no server path) in the status line, the open meeting redrawn as it is
+        (a handler of the VIEW outputs), an upload widget emptied and every other output left as it was. Only an event
+        with neither the VIEW nor the status line gets a plain error on its own outputs."""
+        if isinstance(exc, PixitError):
+            message = public_message(exc)
+            log.warning("%s: refused: %s", where, message)
+        else:
+            log.exception("handler %s failed", where)
+            message = public_message(f"unexpected error ({type(exc).__name__}: {exc}); your edits are saved")
+        outputs = outputs or []
+        view = self.VIEW
+        if outputs[:len(view)] != view and self.status not in outputs:
+            raise gr.Error(message, duration=8, print_exception=False)
+        gr.Warning(message, duration=8)
+        S.message = f"**Not done:** {message}"
+        # an upload widget is emptied: its file was deleted (app/access.py), no link to it stays
+        rest = [None if isinstance(o, gr.File) else S.message if o is self.status else gr.skip() for o in outputs]
+        values = list(self.view(S)) + rest[len(view):] if outputs[:len(view)] == view else rest
+        return values[0] if len(values) == 1 else tuple(values)
+
+    def start_job(self, request: gr.Request, kind: str, prepare: Callable[[Session], object]):
+        """Start a model job of the asking session: `prepare(S)` checks the request and returns
+        the job's arguments. The job takes no turn in the session's lane (its edits go on
+        meanwhile) and keeps the session in memory (S.busy) until `background_job` ends it.
+        Returns (S, arguments, None), or (S, None, the PixitError) when the request is refused."""
         with self.session_of(request) as S:
             S.lock.skip(ticket_of(request))
             try:
-                yield S
+                args = prepare(S)
             except PixitError as exc:
-                raise gr.Error(public_message(exc), duration=8) from None
+                return S, None, exc
             S.stop.clear()
             S.busy = kind
+            return S, args, None
 
-    @staticmethod
     @contextlib.contextmanager
-    def background_job(S: Session, job: Job, what: str):
-        """Show a background job's failure as a message (user mistakes as they are, bugs logged) and
-        always release the session: a job that is still running when the handler ends is cancelled."""
+    def background_job(self, S: Session, job: Job, what: str):
+        """Run the block that follows a background job; a failure becomes one toast, one log
+        line and the status message (the handler then redraws the view as it is), and the
+        session is always released: a job still running when the handler ends is cancelled."""
         try:
             yield
         except PixitError as exc:
-            raise gr.Error(public_message(exc), duration=10) from None
+            message = public_message(exc)
+            log.warning("%s: refused: %s", what, message)
+            gr.Warning(message, duration=10)
+            S.message = f"**Not done:** {message}"
         except Exception as exc:
             log.exception("%s failed", what)
-            raise gr.Error(public_message(f"{what} failed ({type(exc).__name__}: {exc})")) from None
+            message = public_message(f"{what} failed ({type(exc).__name__}: {exc})")
+            gr.Warning(message, duration=10)
+            S.message = f"**Not done:** {message}"
         finally:
             if not job.done.is_set():
                 job.cancel()
