@@ -17,10 +17,11 @@ if TYPE_CHECKING:
 
 
 def select(S: Session, seg_id) -> E.Seg:
+    """Select a segment and put the cursor in its middle (so S right after a click splits it)."""
     with S.lock:
         seg = S.doc.get(seg_id)
         S.selected = seg.id
-        S.cursor = seg.start
+        S.cursor = round((seg.start + seg.end) / 2, 3)
         ensure_visible(S, seg.start, seg.end)
         S.message = f"Selected {seg.speaker} {seg.start:.2f}-{seg.end:.2f} s."
         return seg

@@ -170,3 +170,13 @@ def test_demo_opens_once_and_is_scored_against_its_reference(settings):
     runs.store_result(S, synthetic_result(S.meeting.duration, 30, 3, with_sources=False), "m", "m")
     assert "DER against the demo's reference RTTM" in S.message
     assert meetings.open_demo(S).id == m.id and len(S.ws.meetings()) == 1  # a second click re-opens it
+
+
+def test_split_right_after_selecting_cuts_the_segment_in_the_middle(settings, wav):
+    S = Session(settings, new_session_id())
+    meetings.add_audio(S, wav, "a.wav")
+    edits.apply(S, "add", 2.0, 6.0, "A")
+    seg = S.doc.segments[0]
+    timeline.select(S, seg.id)
+    edits.apply(S, "split")  # the S key with nothing played: at the cursor
+    assert [(s.start, s.end) for s in S.doc.segments] == [(2.0, 4.0), (4.0, 6.0)]
