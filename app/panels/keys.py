@@ -14,7 +14,7 @@ from core.errors import PixitError
 SHORTCUTS = [
     ("Space", "play / pause the player"),
     ("N or →", "next segment"), ("P or ←", "previous segment"),
-    ("S", "split the selected segment at the playhead (or the cursor)"),
+    ("S", "split the selected segment at the playhead (or the cursor, in its middle after a click)"),
     ("Delete / Backspace", "delete the selected segment"),
     ("1-9", "assign the selected segment to speaker 1-9 (one more than the speakers creates a new one)"),
     ("Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y)", "undo / redo"),
