@@ -124,6 +124,13 @@ class Meeting:
     def peaks(self) -> np.ndarray:
         return np.load(self.path / "peaks.npy")
 
+    def samples(self, a: int, b: int) -> np.ndarray:
+        """Samples a..b of the stored 16 kHz mono audio, float32."""
+        import soundfile as sf
+
+        data, _ = sf.read(str(self.audio), start=a, stop=b, dtype="float32", always_2d=True)
+        return data[:, 0]
+
     def run_dir(self, rid: str) -> Path:
         if not ID_RE.match(rid or ""):
             raise PixitError(f"invalid run id {rid!r}")

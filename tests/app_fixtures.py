@@ -202,3 +202,12 @@ def raw_upload(url: str, cookies: dict | None, path: str | Path) -> list[str]:
 def file_data(path: str) -> dict:
     """A file input value naming a server path (as a client would send it back)."""
     return {"path": path, "orig_name": Path(path).name, "meta": {"_type": "gradio.FileData"}}
+
+
+def refused(answer) -> str:
+    """The message of a refused request, from its answer: the status line (the VIEW's second
+    output, or the only output), which says "Not done". A refusal keeps the view, so it is an
+    answer, not an error."""
+    status = answer[1] if isinstance(answer, (tuple, list)) else answer
+    assert str(status).startswith("**Not done:**"), status
+    return str(status)

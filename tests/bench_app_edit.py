@@ -39,7 +39,8 @@ def main(argv=None) -> int:
 
     from app_fixtures import long_waveform, served, synthetic_result
     from app.access import COOKIE
-    from app.main import render_view
+    from app import edits, meetings, runs, timeline
+    from app.panels.view import render_view
     from app.session import Session, Settings
     from app.workspace import new_session_id
 
@@ -51,9 +52,9 @@ def main(argv=None) -> int:
     import soundfile as sf
 
     sf.write(wav, long_waveform(args.duration), 16000, subtype="PCM_16")
-    S.add_audio(wav, "hour.wav")
+    meetings.add_audio(S, wav, "hour.wav")
     result = synthetic_result(args.duration, args.segments, args.speakers, with_sources=False)
-    S.store_result(result, "synthetic", "synthetic")
+    runs.store_result(S, result, "synthetic", "synthetic")
     setup = time.perf_counter() - t
     n_seg = len(S.doc.segments)
     fig_json = render_view(S)[0].to_json()
@@ -62,31 +63,31 @@ def main(argv=None) -> int:
 
     def edits(S, i):
         seg = S.doc.segments[(i * 37) % len(S.doc.segments)]
-        S.select(seg.id)
+        timeline.select(S, seg.id)
         kind = i % 6
         if kind == 0:
-            S.edit("move", seg.start, max(seg.start + 0.05, seg.end - 0.01))
+            edits.apply(S, "move", seg.start, max(seg.start + 0.05, seg.end - 0.01))
         elif kind == 1:
             other = [s for s in S.doc.speakers if s != seg.speaker][0]
-            S.edit("set_speaker", other)
+            edits.apply(S, "set_speaker", other)
         elif kind == 2:
-            S.edit("split", (seg.start + seg.end) / 2)
+            edits.apply(S, "split", (seg.start + seg.end) / 2)
         elif kind == 3:
-            S.undo()
+            edits.undo(S)
         elif kind == 4:
-            S.edit("delete")
+            edits.apply(S, "delete")
         else:
-            S.edit("add", seg.start, seg.end, seg.speaker)
+            edits.apply(S, "add", seg.start, seg.end, seg.speaker)
 
     # in-process handler time: edit + autosave + full VIEW payload (figure JSON, table, lists)
     import gradio as gr
     import orjson
 
-    from app.main import TABLE_HEADERS
+    from app.panels.segments import TABLE_HEADERS
 
     table = gr.Dataframe(headers=TABLE_HEADERS, render=False)
     plot = gr.Plot(render=False)
-    S.whole()
+    timeline.whole(S)
     times = []
     for i in range(args.edits):
         t = time.perf_counter()
@@ -116,7 +117,7 @@ def main(argv=None) -> int:
             C = registry.get(client.cookies[COOKIE])
             C.ws = S.ws
             C.open_meeting(S.meeting.id)
-            C.whole()
+            timeline.whole(C)
             rt = []
             payload = []
             for i in range(args.edits):

@@ -63,6 +63,7 @@ def cross_session_latency(tmp: Path, turns: int, edits: int) -> dict:
     import httpx
     from gradio_client import Client
 
+    from app import runs
     from app_fixtures import find_fn, long_waveform, served, synthetic_result
     from app.access import COOKIE
     from app.session import Settings
@@ -76,7 +77,7 @@ def cross_session_latency(tmp: Path, turns: int, edits: int) -> dict:
         for S, n in ((A, turns), (B, 50)):
             m = S.ws.add_meeting(long_waveform(duration if S is A else 60.0), "m.wav", "upload")
             S.open_meeting(m.id)
-            S.store_result(synthetic_result(S.meeting.duration, n, 4, with_sources=False), "m", "m")
+            runs.store_result(S, synthetic_result(S.meeting.duration, n, 4, with_sources=False), "m", "m")
         add = find_fn(demo, "add_segment")
 
         def b_edit(i: int) -> float:

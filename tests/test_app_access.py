@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from app_fixtures import synthetic_result
+from app import clips, edits, exports, meetings, models, runs
 from app.access import (Access, cookie_header, new_token, public_message, safe_filename, unique_filenames,
                         valid_token, workspace_id)
 from app.editing import Doc, EditError, check_speaker
@@ -107,20 +108,20 @@ def test_zip_entries_stay_inside_the_archive(settings, wav, tmp_path):
     """A speaker called '../../x' (refused now, but present in an autosave written before) or an
     RTTM label like it never becomes a '../' entry of the exported tracks zip."""
     S = Session(settings, new_session_id())
-    S.add_audio(wav, "m.wav")
-    S.store_result(synthetic_result(10.0, 6, 2), "m", "m")
+    meetings.add_audio(S, wav, "m.wav")
+    runs.store_result(S, synthetic_result(10.0, 6, 2), "m", "m")
     with pytest.raises(EditError):
-        S.edit("rename", "SPEAKER_00", "../../x")
+        edits.apply(S, "rename", "SPEAKER_00", "../../x")
     evil = tmp_path / "evil.rttm"
     evil.write_text("SPEAKER m 1 0.5 1.0 <NA> <NA> ../../etc/x <NA> <NA>\n")
     with pytest.raises(EditError, match="evil.rttm: a speaker name cannot contain"):
-        S.import_rttm(evil)
+        edits.import_rttm(S, evil)
     legacy = S.doc.to_json()  # an autosave from before the check
     legacy["speakers"] = ["../../x" if s == "SPEAKER_00" else s for s in legacy["speakers"]]
     legacy["segments"] = [[i, a, b, "../../x" if spk == "SPEAKER_00" else spk] for i, a, b, spk in legacy["segments"]]
     legacy["aliases"] = [[m, "../../x" if c == "SPEAKER_00" else c] for m, c in legacy["aliases"]]
     S.history.doc = Doc.from_json(legacy)
-    names = zipfile.ZipFile(S.export_tracks()).namelist()
+    names = zipfile.ZipFile(exports.export_tracks(S)).namelist()
     assert "m/x.wav" in names and "m.rttm" in names
     for name in names:
         assert ".." not in name.split("/") and not name.startswith("/") and "\\" not in name
@@ -128,11 +129,11 @@ def test_zip_entries_stay_inside_the_archive(settings, wav, tmp_path):
 
 def test_workspace_folders_appear_only_when_something_is_stored(settings, wav):
     S = Session(settings, new_session_id())
-    S.summary(), S.ws.meetings(), S.model_choices()
+    meetings.summary(S), S.ws.meetings(), models.model_choices(S)
     assert not settings.root.exists() or list(settings.root.iterdir()) == []
-    S.add_audio(wav, "m.wav")
+    meetings.add_audio(S, wav, "m.wav")
     assert S.ws.path.is_dir()
-    S.clip("mixture", 0, 1)
+    clips.clip(S, "mixture", 0, 1)
     assert S.ws.served_file("clip", next(S.ws.clips.iterdir()).name) is not None
 
 
@@ -222,9 +223,9 @@ def test_idle_sessions_are_freed_and_reopen_from_disk(settings, wav):
     reg = Sessions(settings, clock=lambda: now[0])
     token = new_token()
     S = reg.get(token)
-    S.add_audio(wav, "m.wav")
-    S.edit("add", 1.0, 2.0, "alice")
-    S.clip("mixture", 0, 1)
+    meetings.add_audio(S, wav, "m.wav")
+    edits.apply(S, "add", 1.0, 2.0, "alice")
+    clips.clip(S, "mixture", 0, 1)
     now[0] += 29 * 60
     assert reg.sweep() == 1
     now[0] += 2 * 60

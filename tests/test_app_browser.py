@@ -14,7 +14,8 @@ CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/ch
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 
 from app_fixtures import FAST_PIPELINE, served, tiny_model  # noqa: E402
-from app.session import DEMO_DIR, Settings  # noqa: E402
+from app.meetings import DEMO_DIR  # noqa: E402
+from app.session import Settings  # noqa: E402
 
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -224,6 +225,45 @@ def test_the_session_lives_in_an_httponly_cookie_only(page, server, shots):
         for secret in secrets:
             assert secret not in text, (secret, text[:200])
     assert not page.refused, page.refused
+
+
+def test_bad_uploads_keep_the_view(page, server, shots, tmp_path):
+    """A text file named .wav, an empty file, a 0.1 s file, a malformed RTTM: each gives one
+    toast naming the user's file (never a server path), no "Error" badge anywhere, and the open
+    meeting stays drawn and editable."""
+    import numpy as np
+    import soundfile as sf
+
+    expect = sync_api.expect
+    bars = "() => document.querySelectorAll('#timeline g.barlayer path').length"
+    page.wait_for_function(f"{bars} > 3", timeout=20_000)
+    n_bars = page.evaluate(bars)
+    summary = page.locator("#summary").inner_text()
+    (tmp_path / "notes.wav").write_text("this is text, not audio")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    sf.write(tmp_path / "short.wav", 0.1 * np.ones(1600, np.float32), 16000)
+    (tmp_path / "broken.rttm").write_text("SPEAKER demo 1 0.0 1.0 <NA> <NA> A <NA> <NA>\nSPEAKER demo 1 x\n")
+    cases = [("#upload", "notes.wav", "cannot read audio"), ("#upload", "empty.wav", "the file is empty"),
+             ("#upload", "short.wav", "too short"), ("#rttm_in", "broken.rttm", "broken.rttm line 2")]
+    for target, name, words in cases:
+        if target == "#rttm_in":
+            page.get_by_role("tab", name="Import / Export").click()
+        page.locator(f"{target} input[type=file]").set_input_files(str(tmp_path / name))
+        toast = page.locator('[data-testid="toast-body"]', has_text=name)
+        expect(toast).to_have_count(1, timeout=20_000)
+        expect(toast).to_contain_text(words)
+        expect(page.locator("#status")).to_contain_text(f"Not done: {name}", timeout=5_000)
+        page.screenshot(path=str(shots / f"09_bad_upload_{name.replace('.', '_')}.png"))
+        for text in (toast.inner_text(), status(page)):
+            assert "/tmp" not in text and "gradio" not in text.lower(), text
+        assert page.get_by_text("Error", exact=True).count() == 0  # no red badge, no error toast
+        assert page.evaluate(bars) == n_bars and page.locator("#summary").inner_text() == summary
+        page.locator('[data-testid="toast-close"]').first.click()
+    page.get_by_role("tab", name="Edit").click()
+    # still editable: select the next segment and undo nothing lost
+    page.locator("#next_btn").click()
+    expect(page.locator("#sel_info")).to_contain_text("Selected segment", timeout=15_000)
+    assert not page.errors, page.errors
 
 
 def test_zoom_cursor_and_unsure_navigation(page, server, shots):

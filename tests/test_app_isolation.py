@@ -17,7 +17,7 @@ import pytest
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from app_fixtures import (file_data, find_fn, raw_call, raw_upload, served, synthetic_meeting,  # noqa: E402
+from app_fixtures import (file_data, find_fn, raw_call, raw_upload, refused, served, synthetic_meeting,  # noqa: E402
                           tiny_workbench, visit)
 from app.access import COOKIE, workspace_id  # noqa: E402
 from app.session import Settings  # noqa: E402
@@ -72,8 +72,7 @@ def test_page_load_does_not_accept_a_workspace_id(app):
     mallory = Client(app["url"], verbose=False, download_files=False)
     load = find_fn(app["demo"], "open_session")
     raw_call(app["url"], mallory.cookies, mallory.session_hash, load, victim[0])
-    with pytest.raises(Exception, match="open a meeting first"):
-        mallory.predict(5.0, 6.0, "mallory", api_name="/add_segment")
+    assert "open a meeting first" in refused(mallory.predict(5.0, 6.0, "mallory", api_name="/add_segment"))
     assert "No meeting open" in mallory.predict(api_name="/refresh")[SUMMARY]
     mine = rows(app["alice"].predict(api_name="/refresh"))
     assert [r[1] for r in mine] == ["alice"]
@@ -110,6 +109,11 @@ def test_files_are_served_only_to_the_session_that_made_them(app):
     assert "alice" in httpx.get(absolute(app, rttm), cookies=alice.cookies).text
 
 
+def was_refused(res: dict) -> bool:
+    """A raw call refused: by Gradio (an error), or by the handler (an answer that says Not done)."""
+    return not res["success"] or str(res["output"]["data"][1]).startswith("**Not done:**")
+
+
 def test_uploaded_files_belong_to_their_uploader(app):
     """Breach 3: an uploaded original downloaded without a session, and another session could pass
     its server path as its own upload or import input."""
@@ -121,17 +125,17 @@ def test_uploaded_files_belong_to_their_uploader(app):
     mallory = Client(url, verbose=False, download_files=False)
     upload = find_fn(app["demo"], "upload_meeting")
     res = raw_call(url, mallory.cookies, mallory.session_hash, upload, file_data(audio))
-    assert not res["success"], res
+    assert was_refused(res), res
     assert "No meeting open" in mallory.predict(api_name="/refresh")[SUMMARY]
     # Mallory opens a meeting of her own, then imports Alice's RTTM by its server path
     mallory.predict(handle_file(str(app["meeting"]["audio"])), api_name="/upload_meeting")
     res = raw_call(url, mallory.cookies, mallory.session_hash, find_fn(app["demo"], "import_rttm"), file_data(rttm))
-    assert not res["success"], res
+    assert was_refused(res), res
     assert rows(mallory.predict(api_name="/refresh")) == []
     # a file of Alice's workspace, named by its path on the server
     wav = next((app["root"] / workspace_with_meetings(app["root"])[0] / "meetings").glob("*/audio.wav"))
     res = raw_call(url, mallory.cookies, mallory.session_hash, upload, file_data(str(wav)))
-    assert not res["success"], res
+    assert was_refused(res), res
 
 
 def test_no_server_path_reaches_the_client(app):
@@ -141,10 +145,9 @@ def test_no_server_path_reaches_the_client(app):
     seen = [alice.predict("mixture", api_name="/play")["url"]] + urls_in(alice.predict(api_name="/export"))
     junk = app["tmp"] / "corrupt.wav"
     junk.write_bytes(b"RIFF....WAVEfmt " + bytes(200))
-    with pytest.raises(Exception) as err:
-        alice.predict(handle_file(str(junk)), api_name="/upload_meeting")
-    seen.append(str(err.value))
-    assert "corrupt.wav" in str(err.value)
+    message = refused(alice.predict(handle_file(str(junk)), api_name="/upload_meeting"))
+    seen.append(message)
+    assert "corrupt.wav" in message
     for text in seen:
         assert root not in text and GRADIO_TMP not in text, text
         assert not re.search(r"(^|[\s'\"(=])/(tmp|home|root|usr|etc|var)/", text), text
@@ -158,10 +161,9 @@ def test_no_server_path_reaches_the_client(app):
     choice = [c for c in config["components"] if c.get("props", {}).get("elem_id") == "model_dd"][0]["props"]["value"]
     answers = []
     for typed in (str(other), str(app["tmp"] / "nowhere" / "model")):
-        with pytest.raises(Exception) as err:
-            alice.predict(choice, typed, "auto", 2, 1, 4, api_name="/run_model")
-        answers.append(str(err.value).replace(typed, "<typed>"))
-        assert typed not in str(err.value)
+        message = refused(alice.predict(choice, typed, "auto", 2, 1, 4, api_name="/run_model"))
+        answers.append(message.replace(typed, "<typed>"))
+        assert typed not in message
     assert answers[0] == answers[1]
 
 
@@ -258,8 +260,11 @@ def test_retraining_steps_are_capped(app):
     alice = app["alice"]
     alice.predict(0.0, 12.0, api_name="/mark_reviewed")
     cap = app["settings"].max_retrain_steps
-    with pytest.raises(Exception, match=f"between 1 and {cap}|greater than maximum value {cap}"):
-        alice.predict("startup", "", 1e-4, cap + 1, 20, api_name="/retrain")
+    try:
+        message = refused(alice.predict("startup", "", 1e-4, cap + 1, 20, api_name="/retrain"))
+    except Exception as exc:  # Gradio's own check of the number's maximum, before the handler
+        message = str(exc)
+    assert re.search(f"between 1 and {cap}|greater than maximum value {cap}", message), message
     S = app["demo"].pixit_registry.get(alice.cookies[COOKIE])
     assert S.ws.versions() == [] and S.busy is None
     alice.predict(api_name="/undo")
@@ -306,7 +311,8 @@ def test_uploads_leave_nothing_in_gradios_folder(app):
     junk = app["tmp"] / "junk.wav"
     junk.write_bytes(b"RIFF....WAVEfmt " + bytes(100))
     path = raw_upload(app["url"], c.cookies, junk)[0]
-    assert not raw_call(app["url"], c.cookies, c.session_hash, upload, file_data(path))["success"]
+    res = raw_call(app["url"], c.cookies, c.session_hash, upload, file_data(path))
+    assert was_refused(res) and res["output"]["data"][-1] is None, res
     assert not Path(path).exists()
 
 

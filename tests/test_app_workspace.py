@@ -6,7 +6,9 @@ import pytest
 import soundfile as sf
 
 from app_fixtures import synthetic_result
-from app.session import Session, Settings, split_reviewed
+from app import edits, exports, meetings, retraining, runs, timeline
+from app.retraining import split_reviewed
+from app.session import Session, Settings
 from app.workspace import Workspace, display_name, new_session_id, uri_of, valid_session_id
 from core.errors import AudioError, PixitError
 
@@ -40,7 +42,7 @@ def test_session_ids_and_names_never_become_paths(tmp_path):
 
 def test_upload_is_stored_under_a_generated_name(settings, wav):
     S = Session(settings, new_session_id())
-    m = S.add_audio(wav, "../../evil name.wav")
+    m = meetings.add_audio(S, wav, "../../evil name.wav")
     assert m.path.parent == S.ws.path / "meetings" and "evil" not in m.path.name
     assert m.name == "evil name.wav" and m.audio.name == "audio.wav"
     assert abs(m.duration - 30.0) < 1e-6
@@ -51,42 +53,42 @@ def test_bad_uploads_have_clear_messages(settings, tmp_path, wav):
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"RIFF\x00\x00not really a wav at all" * 10)
     with pytest.raises(AudioError, match="junk.wav: cannot read audio"):
-        S.add_audio(junk, "junk.wav")
+        meetings.add_audio(S, junk, "junk.wav")
     with pytest.raises(AudioError, match="unsupported file type '.txt'"):
-        S.add_audio(wav, "notes.txt")
+        meetings.add_audio(S, wav, "notes.txt")
     short = tmp_path / "short.wav"
     sf.write(short, np.ones(4000, np.float32) * 0.1, 16000)
     with pytest.raises(AudioError, match="too short"):
-        S.add_audio(short, "short.wav")
+        meetings.add_audio(S, short, "short.wav")
     silent = tmp_path / "silent.flac"
     sf.write(silent, np.zeros(32000, np.float32), 16000)
     with pytest.raises(AudioError, match="silent"):
-        S.add_audio(silent, "silent.flac")
+        meetings.add_audio(S, silent, "silent.flac")
     big = tmp_path / "big.wav"
     sf.write(big, np.random.default_rng(0).standard_normal(16000 * 200).astype(np.float32) * 0.1, 16000,
              subtype="FLOAT")
     with pytest.raises(AudioError, match="upload limit"):
-        S.add_audio(big, "big.wav")
+        meetings.add_audio(S, big, "big.wav")
     assert S.ws.meetings() == []  # nothing half-stored
 
 
 def test_edits_autosave_and_restore_after_restart(settings, wav):
     sid = new_session_id()
     S = Session(settings, sid)
-    S.add_audio(wav, "a.wav")
-    S.store_result(synthetic_result(30.0, 12, 2, with_sources=True), "m", "m")
+    meetings.add_audio(S, wav, "a.wav")
+    runs.store_result(S, synthetic_result(30.0, 12, 2, with_sources=True), "m", "m")
     seg = S.doc.segments[0]
-    S.select(seg.id)
-    S.edit("set_speaker", 2 if seg.speaker == "SPEAKER_00" else 1)
-    S.edit("review", 0, 20)
+    timeline.select(S, seg.id)
+    edits.apply(S, "set_speaker", 2 if seg.speaker == "SPEAKER_00" else 1)
+    edits.apply(S, "review", 0, 20)
     saved = S.doc
     # a new server process: a fresh Session object on the same folder
     S2 = Session(settings, sid)
     assert S2.meeting.id == S.meeting.id and S2.doc == saved
     assert S2.run is not None and S2.run.sources is not None
-    S2.reset()
+    edits.reset(S2)
     assert S2.doc.segments == S2.history.original.segments
-    S2.undo()
+    edits.undo(S2)
     assert S2.doc == saved
     # another session never sees it
     assert Session(settings, new_session_id()).meeting is None
@@ -94,40 +96,40 @@ def test_edits_autosave_and_restore_after_restart(settings, wav):
 
 def test_import_rttm_malformed_changes_nothing(settings, wav, tmp_path):
     S = Session(settings, new_session_id())
-    S.add_audio(wav, "a.wav")
-    S.edit("add", 1, 2, "A")
+    meetings.add_audio(S, wav, "a.wav")
+    edits.apply(S, "add", 1, 2, "A")
     before = S.doc
     bad = tmp_path / "bad.rttm"
     bad.write_text("SPEAKER a 1 0.0 oops <NA> <NA> A <NA> <NA>\n")
     with pytest.raises(PixitError, match="bad.rttm line 1: duration 'oops' is not a number"):
-        S.import_rttm(bad)
+        edits.import_rttm(S, bad)
     past = tmp_path / "past.rttm"
     past.write_text("SPEAKER a 1 25.0 10.0 <NA> <NA> A <NA> <NA>\n")
     with pytest.raises(PixitError, match="past the end"):
-        S.import_rttm(past)
+        edits.import_rttm(S, past)
     assert S.doc == before
     good = tmp_path / "good.rttm"
     good.write_text("SPEAKER a 1 0.5 1.0 <NA> <NA> X <NA> <NA>\nSPEAKER a 1 3.0 2.0 <NA> <NA> Y <NA> <NA>\n")
-    S.import_rttm(good)
+    edits.import_rttm(S, good)
     assert [(s.start, s.end, s.speaker) for s in S.doc.segments] == [(0.5, 1.5, "X"), (3.0, 5.0, "Y")]
-    S.undo()
+    edits.undo(S)
     assert S.doc == before
 
 
 def test_exports(settings, wav):
     S = Session(settings, new_session_id())
-    S.add_audio(wav, "a.wav")
-    S.store_result(synthetic_result(30.0, 10, 2), "m", "m")
-    S.edit("rename", "SPEAKER_00", "alice")
-    S.edit("review", 2, 12)
-    rttm = S.export_rttm().read_text().splitlines()
+    meetings.add_audio(S, wav, "a.wav")
+    runs.store_result(S, synthetic_result(30.0, 10, 2), "m", "m")
+    edits.apply(S, "rename", "SPEAKER_00", "alice")
+    edits.apply(S, "review", 2, 12)
+    rttm = exports.export_rttm(S).read_text().splitlines()
     assert len(rttm) == len(S.doc.segments) and all(line.split()[1] == "a" for line in rttm)
     assert any(" alice " in line for line in rttm)
-    assert S.export_uem().read_text() == "a 1 2.000 12.000\n"
-    assert S.export_csv().read_text().splitlines()[0] == "start,end,duration,speaker"
+    assert exports.export_uem(S).read_text() == "a 1 2.000 12.000\n"
+    assert exports.export_csv(S).read_text().splitlines()[0] == "start,end,duration,speaker"
     import zipfile
 
-    names = zipfile.ZipFile(S.export_tracks()).namelist()
+    names = zipfile.ZipFile(exports.export_tracks(S)).namelist()
     assert "a/alice.wav" in names and "a.rttm" in names
 
 
@@ -139,9 +141,9 @@ def test_split_reviewed_holds_out_the_end():
 
 def test_retrain_without_corrections_is_refused(settings, wav):
     S = Session(settings, new_session_id())
-    S.add_audio(wav, "a.wav")
+    meetings.add_audio(S, wav, "a.wav")
     with pytest.raises(PixitError, match="no corrected meeting"):
-        S.build_manifests(S.ws.path / "x")
+        retraining.build_manifests(S.ws, S.ws.path / "x")
     assert S.ws.versions() == []
 
 
@@ -153,18 +155,28 @@ def test_compressed_uploads_are_decoded(settings, tmp_path, fmt, suffix):
     path = tmp_path / f"talk{suffix}"
     sf.write(path, np.stack([x, x], axis=1), 44100, format=fmt)  # stereo 44.1 kHz -> mono 16 kHz
     S = Session(settings, new_session_id())
-    m = S.add_audio(path, path.name)
+    m = meetings.add_audio(S, path, path.name)
     assert abs(m.duration - 2.0) < 0.1 and sf.info(m.audio).samplerate == 16000
 
 
 def test_demo_opens_once_and_is_scored_against_its_reference(settings):
-    from app.session import DEMO_DIR
+    from app.meetings import DEMO_DIR
 
     if not any(DEMO_DIR.glob("*.wav")):
         pytest.skip("no shipped demo meeting")
     S = Session(settings, new_session_id())
-    m = S.open_demo()
+    m = meetings.open_demo(S)
     assert S.meeting.meta.get("reference") == "reference.rttm"
-    S.store_result(synthetic_result(S.meeting.duration, 30, 3, with_sources=False), "m", "m")
+    runs.store_result(S, synthetic_result(S.meeting.duration, 30, 3, with_sources=False), "m", "m")
     assert "DER against the demo's reference RTTM" in S.message
-    assert S.open_demo().id == m.id and len(S.ws.meetings()) == 1  # a second click re-opens it
+    assert meetings.open_demo(S).id == m.id and len(S.ws.meetings()) == 1  # a second click re-opens it
+
+
+def test_split_right_after_selecting_cuts_the_segment_in_the_middle(settings, wav):
+    S = Session(settings, new_session_id())
+    meetings.add_audio(S, wav, "a.wav")
+    edits.apply(S, "add", 2.0, 6.0, "A")
+    seg = S.doc.segments[0]
+    timeline.select(S, seg.id)
+    edits.apply(S, "split")  # the S key with nothing played: at the cursor
+    assert [(s.start, s.end) for s in S.doc.segments] == [(2.0, 4.0), (4.0, 6.0)]

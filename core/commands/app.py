@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     params = None
     if args.params:
         params = load_pipeline_params(args.params, "app").to_dict()
-    from app.session import default_model_available
+    from app.models import default_model_available
 
     for d in args.models:
         if not Path(d).expanduser().is_dir():

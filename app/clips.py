@@ -1,0 +1,60 @@
+"""Short audio clips for the players (the Listen panel's behaviour, no gradio): the mixture or one
+speaker's separated track around the selection or on a given region, as a 16-bit WAV served to its
+session only."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from app.access import html_text
+from app.workspace import file_url
+from core.errors import PixitError
+
+if TYPE_CHECKING:
+    from app.session import Session
+
+MAX_CLIP_SECONDS = 600.0
+
+
+def clip(S: Session, source: str, t0: float | None = None, t1: float | None = None) -> dict:
+    """Write a short clip of the mixture or one speaker's separated track; returns player data."""
+    import soundfile as sf
+
+    m = S.meeting
+    if m is None:
+        raise PixitError("open a meeting first")
+    if t0 is None or t1 is None:
+        if S.selected is not None and S.doc.has(S.selected):
+            s = S.doc.get(S.selected)
+            t0, t1 = s.start - 0.5, s.end + 0.5
+        else:
+            t0, t1 = S.t0, S.t1
+    t0 = max(0.0, float(t0))
+    t1 = min(m.duration, float(t1))
+    if t1 - t0 > MAX_CLIP_SECONDS:
+        t1 = t0 + MAX_CLIP_SECONDS
+    if t1 <= t0:
+        raise PixitError("empty region")
+    a, b = int(t0 * 16000), int(t1 * 16000)
+    if source in ("mixture", "", None):
+        x = m.samples(a, b)
+        title = "Mixture"
+    else:
+        if S.run is None or S.run.sources is None:
+            raise PixitError("run the model first: separated tracks come from it")
+        cols = S.doc.tracks_of(source)
+        labels = S.run.info["labels"]
+        idx = [labels.index(c) for c in cols if c in labels]
+        if not idx:
+            raise PixitError(f"{source} has no separated track (it was added by hand)")
+        x = np.asarray(S.run.sources[a:b, idx], np.float32).sum(axis=1)
+        title = f"{source} (separated)"
+    peak = float(np.abs(x).max()) if len(x) else 0.0
+    if peak > 0.99:
+        x = x * (0.99 / peak)
+    path = S.ws.clip_path()
+    sf.write(path, x, 16000, subtype="PCM_16")
+    return {"url": file_url(path, "clip"), "start": round(t0, 3), "end": round(t1, 3),
+            "title": html_text(f"{title}, {t0:.2f}-{t1:.2f} s"), "source": source or "mixture"}

@@ -1,0 +1,145 @@
+"""Timeline panel: the status line, the plotly timeline (clicks select a segment or set the cursor,
+a drag zooms, a double-click shows the whole meeting) and the pan / zoom / unsure buttons.
+Behaviour: app/timeline.py; the figure: app/figures.py."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from app import timeline
+from app.figures import FigureJSON
+from app.panels.listen import player_clip
+from app.panels.ui import EDIT_QUEUE, UI
+from app.session import Session
+
+# attaches to the plotly div after each redraw: bar clicks select, other clicks set the cursor, zooms report
+PLOT_JS = """
+setInterval(() => {
+  const d = document.querySelector('#timeline .js-plotly-plot');
+  if (!d || !d.on || d.__pixit) return;
+  d.__pixit = true;
+  let clicked = 0;
+  d.on('plotly_click', (ev) => {
+    const p = ev && ev.points && ev.points[0];
+    if (!p) return;
+    clicked = Date.now();
+    if (p.data && p.data.type === 'bar' && p.customdata !== undefined && p.customdata !== null) {
+      trigger('segclick', {id: Number(p.customdata)});
+    } else if (typeof p.x === 'number') {
+      trigger('cursorclick', {t: p.x});
+    }
+  });
+  d.addEventListener('click', (ev) => {
+    const drag = d.querySelector('.nsewdrag');
+    const xa = d._fullLayout && d._fullLayout.xaxis;
+    if (!drag || !xa) return;
+    const bb = drag.getBoundingClientRect();
+    if (ev.clientX < bb.left || ev.clientX > bb.right || ev.clientY < bb.top || ev.clientY > bb.bottom) return;
+    const t = xa.p2d(ev.clientX - bb.left);
+    if (!isFinite(t)) return;
+    setTimeout(() => { if (Date.now() - clicked > 150) trigger('cursorclick', {t: t}); }, 120);
+  });
+  d.on('plotly_relayout', (ev) => {
+    if (!ev) return;
+    if (ev['xaxis.range[0]'] !== undefined) trigger('zoomed', {t0: ev['xaxis.range[0]'], t1: ev['xaxis.range[1]']});
+    else if (ev['xaxis.range'] !== undefined) trigger('zoomed', {t0: ev['xaxis.range'][0], t1: ev['xaxis.range'][1]});
+    else if (ev['xaxis.autorange']) trigger('zoomed', {whole: true});
+  });
+}, 300);
+"""
+
+
+def layout(ui: UI) -> None:
+    ui.status = gr.Markdown("", elem_id="status")
+    ui.timeline = gr.Plot(label="Timeline", show_label=False, elem_id="timeline")
+    with gr.Row():
+        ui.pan_l = gr.Button("◀ pan", size="sm", elem_id="pan_l")
+        ui.zoom_in = gr.Button("zoom in", size="sm", elem_id="zoom_in")
+        ui.zoom_out = gr.Button("zoom out", size="sm", elem_id="zoom_out")
+        ui.pan_r = gr.Button("pan ▶", size="sm", elem_id="pan_r")
+        ui.whole = gr.Button("whole meeting", size="sm", elem_id="whole")
+        ui.prev_unsure = gr.Button("◀ unsure", size="sm", elem_id="prev_unsure")
+        ui.next_unsure = gr.Button("next unsure ▶", size="sm", elem_id="next_unsure")
+
+
+def render(S: Session) -> tuple:
+    """The timeline figure and the status message."""
+    return FigureJSON(timeline.figure(S)), S.message
+
+
+def navigate(S: Session, action: str):
+    """One navigation step by name; returns the player update (a clip of where it went, or skip)."""
+    if action in ("next", "prev"):
+        timeline.step(S, 1 if action == "next" else -1)
+        return player_clip(S, "mixture")
+    if action in ("unsure", "unsure_prev"):
+        timeline.next_unsure(S, 1 if action == "unsure" else -1)
+        return player_clip(S, "mixture", t0=S.cursor - 1.0, t1=S.cursor + 4.0)
+    if action == "zoom_in":
+        timeline.zoom(S, 0.5)
+    elif action == "zoom_out":
+        timeline.zoom(S, 2.0)
+    elif action == "pan_l":
+        timeline.pan(S, -0.5)
+    elif action == "pan_r":
+        timeline.pan(S, 0.5)
+    elif action == "whole":
+        timeline.whole(S)
+    return gr.skip()
+
+
+def nav_handler(ui: UI, fn_name: str, action: str):
+    """A button's handler for one navigation action (also used by the Edit panel's ◀ ▶)."""
+    @ui.guard
+    def handler(S):
+        return ui.view(S) + (navigate(S, action),)
+
+    handler.__name__ = fn_name
+    return handler
+
+
+def wire(ui: UI) -> None:
+    VIEW = ui.VIEW
+
+    @ui.guard
+    def plot_segment(S, evt: gr.EventData):
+        timeline.select(S, int(evt._data["id"]))
+        return ui.view(S) + (player_clip(S, "mixture", autoplay=False),)
+
+    ui.bridge.segclick(plot_segment, [], VIEW + [ui.player], api_visibility="private", trigger_mode="multiple",
+                       **EDIT_QUEUE)
+
+    @ui.guard
+    def plot_cursor(S, evt: gr.EventData):
+        try:
+            timeline.set_cursor(S, float((evt._data or {}).get("t")))
+        except (TypeError, ValueError):
+            return tuple(gr.skip() for _ in VIEW)
+        S.message = f"Cursor at {S.cursor:.2f} s."
+        return ui.view(S)
+
+    ui.bridge.cursorclick(plot_cursor, [], VIEW, api_visibility="private", trigger_mode="always_last",
+                          show_progress="hidden")
+
+    @ui.guard
+    def plot_zoom(S, evt: gr.EventData):
+        data = evt._data or {}
+        if data.get("whole"):
+            timeline.whole(S)
+        else:
+            t0, t1 = float(data["t0"]), float(data["t1"])
+            span = S.t1 - S.t0
+            if abs(t0 - S.t0) < 0.01 * span and abs(t1 - S.t1) < 0.01 * span:
+                return tuple(gr.skip() for _ in VIEW)
+            timeline.set_view(S, t0, t1)
+        return ui.view(S)
+
+    ui.bridge.zoomed(plot_zoom, [], VIEW, api_visibility="private", trigger_mode="always_last",
+                     show_progress="hidden")
+
+    for btn, name, action in [(ui.next_unsure, "next_unsure", "unsure"), (ui.prev_unsure, "previous_unsure", "unsure_prev"),
+                              (ui.zoom_in, "zoom_in", "zoom_in"), (ui.zoom_out, "zoom_out", "zoom_out"),
+                              (ui.pan_l, "pan_left", "pan_l"), (ui.pan_r, "pan_right", "pan_r"),
+                              (ui.whole, "whole", "whole")]:
+        btn.click(nav_handler(ui, name, action), [], VIEW + [ui.player], api_name=name, trigger_mode="multiple",
+                  show_progress="hidden")
