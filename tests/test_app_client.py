@@ -1,6 +1,7 @@
 """The launched app driven through gradio_client: every endpoint's wiring, with a tiny real model
 and the real pipeline and training code (module-scoped server: launched once)."""
 
+import json
 import logging
 import time
 
@@ -166,6 +167,19 @@ def test_listen_and_compare(app):
         c.predict("dave", api_name="/play")
     out = c.predict(api_name="/next_unsure")
     assert "Unsure place" in out[STATUS] or out[STATUS]
+
+
+def test_navigation_answers_with_the_view_it_went_to(app):
+    """Each zoom / pan / whole button's answer draws the window after the step, not the one before."""
+    c = app["client"]
+
+    def title(out):
+        return json.loads(out[TIMELINE]["plot"])["layout"]["title"]["text"]
+
+    assert "view 0:00.0-0:20.0" in title(c.predict(api_name="/whole"))
+    assert "view 0:05.0-0:15.0" in title(c.predict(api_name="/zoom_in"))
+    assert "view 0:10.0-0:20.0" in title(c.predict(api_name="/pan_right"))
+    assert "view 0:00.0-0:20.0" in title(c.predict(api_name="/whole"))
 
 
 def test_import_malformed_rttm_keeps_edits(app):

@@ -92,7 +92,8 @@ def nav_handler(ui: UI, fn_name: str, action: str):
     """A button's handler for one navigation action (also used by the Edit panel's ◀ ▶)."""
     @ui.guard
     def handler(S):
-        return ui.view(S) + (navigate(S, action),)
+        player = navigate(S, action)  # first: the view drawn below is the one it went to
+        return ui.view(S) + (player,)
 
     handler.__name__ = fn_name
     return handler
