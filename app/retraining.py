@@ -1,6 +1,7 @@
 """Retraining on the user's corrections (the Retrain panel's behaviour, no gradio): manifests from
 the reviewed parts of every meeting of the workspace with the last part of each held out,
-fine-tuning with core.training, a new model version, and before/after scores on the held-out part."""
+fine-tuning with core.finetune (the defaults of `pixit train --init`), a new model version, and
+core.adoption's decision whether it becomes current (before / after on the held-out part)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,14 @@ from typing import TYPE_CHECKING
 
 from app.editing import Doc
 from app.exports import to_annotation
-from app.runs import run_model
 from app.timefmt import fmt_regions
 from app.workspace import Meeting, Workspace
 from core.errors import PixitError
+from core.finetune import FinetuneSettings
 
 if TYPE_CHECKING:
     from app.session import Session
 
-SCORE_HEADERS = ["model", "DER %", "false alarm %", "missed %", "confusion %", "scored s"]
 
 
 @dataclass
@@ -30,7 +30,8 @@ class Retrained:
 
     version: str
     note: str
-    table: list[list]
+    table: list[list]  # core.adoption.SCORE_HEADERS rows
+    adopted: bool  # whether the new version became current
 
 
 def corrected_meetings(ws: Workspace) -> list[tuple[Meeting, Doc]]:
@@ -88,49 +89,70 @@ def check_request(S: Session, lr: float, steps: int, heldout: float) -> None:
         raise PixitError("learning rate must be between 0 and 1")
 
 
+def finetune_settings(S: Session, lr: float, steps: int) -> tuple[FinetuneSettings, dict]:
+    """The Retrain button's settings: core.finetune's defaults (those of `pixit train --init`) with the
+    panel's learning rate and steps, and the server's overrides (Settings.train_overrides: fields of
+    FinetuneSettings, or of core.training.TrainConfig)."""
+    extra = dict(S.settings.train_overrides or {})
+    mine = {f.name for f in dataclasses.fields(FinetuneSettings)}
+    settings = FinetuneSettings(**{k: v for k, v in extra.items() if k in mine}, lr=float(lr), steps=int(steps))
+    return settings, {k: v for k, v in extra.items() if k not in mine}
+
+
 def retrain(S: Session, model: str, model_label: str, lr: float, steps: int, heldout: float,
             progress=None, should_stop=None) -> Retrained:
-    """Fine-tune `model` on the corrections, register the new version, re-run and score it."""
-    from core.training import TrainConfig, train
+    """Fine-tune `model` on the corrections into a new version; it becomes current only if it is better
+    on the held-out part (and not worse on the regression set): core.adoption."""
+    from core.adoption import decide
+    from core.data import read_manifest
+    from core.finetune import finetune
 
     progress = progress or (lambda f, m="": None)
     check_request(S, lr, steps, heldout)
     vid, vdir = S.ws.new_version_dir()
     try:
         train_csv, held_csv, notes = build_manifests(S.ws, vdir / "data", heldout)
-    except PixitError:
-        shutil.rmtree(vdir, ignore_errors=True)
-        raise
-    cfg = train_config(TrainConfig, lr=float(lr), steps=int(steps), **(S.settings.train_overrides or {}))
-    progress(0.0, "fine-tuning")
-    try:
-        result = train(train_csv, vdir / "run", init=model, config=cfg,
-                       progress=lambda f, m="": progress(0.75 * f, m or "fine-tuning"), should_stop=should_stop)
+        settings, overrides = finetune_settings(S, lr, steps)
+        progress(0.0, f"fine-tuning {model_label}: {settings.steps} steps, about {estimate_minutes(settings)}")
+        result = finetune(model, train_csv, vdir / "run", settings=settings,
+                          progress=lambda f, m="": progress(0.8 * f, m), should_stop=should_stop, **overrides)
+        held = read_manifest(held_csv)
+        if not held:
+            raise PixitError("nothing was held out to compare the models on: review more of the meeting")
+        progress(0.8, "comparing the new model with the current one on the held-out part")
+        decision = decide(model, result.model_dir, held, S.settings.regression, current_name=f"current ({model_label})",
+                          new_name=f"new ({vid})", progress=lambda f, m="": progress(0.8 + 0.2 * f, m),
+                          should_stop=should_stop, overrides=S.settings.params)
     except BaseException:
         shutil.rmtree(vdir, ignore_errors=True)
         raise
-    model_dir = Path(result.model_dir)
-    info = {"id": vid, "path": str(model_dir), "parent": model_label, "created": time.time(), "lr": float(lr),
-            "steps": int(steps), "heldout": heldout, "notes": notes}
+    info = {"id": vid, "path": str(result.model_dir), "parent": model_label, "created": time.time(),
+            "lr": float(lr), "steps": result.steps, "best_step": result.best_step, "heldout": heldout,
+            "notes": notes, "adopted": decision.adopt, "decision": decision.reason, "scores": decision.rows,
+            "seconds": round(result.seconds, 1), "speakers": result.speakers}
     S.ws.add_version(info)
-    # score before (the model output the user corrected) and after (a new run) on the held-out part
-    before_doc = S.history.original
-    progress(0.78, "re-running the new model on the meeting")
-    prev = S.run.info if S.run else {}
-    run_model(S, str(model_dir), vid, num_speakers=prev.get("num_speakers"),
-              min_speakers=prev.get("min_speakers"), max_speakers=prev.get("max_speakers"),
-              progress=lambda f, m="": progress(0.78 + 0.2 * f, m), should_stop=should_stop)
-    after_doc = S.history.original
-    held = split_reviewed(S.doc.reviewed, heldout)[1]
-    table = score_table(S.doc, {f"before ({model_label})": before_doc, f"after ({vid})": after_doc},
-                        held, S.meeting.uri)
-    note = (f"New model version **{vid}** (fine-tuned from {model_label}, {int(steps)} steps, "
-            f"lr {float(lr):g}). Scored on the held-out part of **{S.meeting.name}**: "
-            f"{fmt_regions(held)} (the last {int(heldout * 100)}% of the reviewed region, "
-            f"never seen in training). " + " ".join(notes))
+    where = (f"Trained on {'; '.join(notes)} (the last {int(heldout * 100)}% of the reviewed region held out, "
+             f"never trained on). {result.steps} steps in {result.seconds / 60:.1f} min, best at step {result.best_step}."
+             + (f" Known speakers (named when {vid} runs on your next meetings): {', '.join(result.speakers)}."
+                if result.speakers else ""))
+    if decision.adopt:
+        note = f"New model version **{vid}** is now current: {decision.reason}. {where}"
+    else:
+        note = (f"New model version **{vid}** was made but **{model_label} stays current**: {decision.reason}. "
+                f"You can still pick {vid} in the Model list. {where}")
     S.message = note
     progress(1.0, "done")
-    return Retrained(vid, note, table)
+    return Retrained(vid, note, decision.rows, decision.adopt)
+
+
+def estimate_minutes(settings: FinetuneSettings) -> str:
+    """A rough duration in words, from the measured cost of a step of the shipped architecture on 2 CPU
+    cores (tests/bench_retrain.py: ~2.5 s per step of 4 pairs, validation and re-tuning included)."""
+    import torch
+
+    per_step = 0.0 if torch.cuda.is_available() else 2.5 * settings.batch_size / 4
+    minutes = (settings.steps or 60) * (per_step or 0.3) / 60 + 1.0
+    return f"{minutes:.0f} min" if minutes >= 1.5 else "a minute"
 
 
 def split_reviewed(reviewed, heldout: float) -> tuple[list, list]:
@@ -151,34 +173,22 @@ def split_reviewed(reviewed, heldout: float) -> tuple[list, list]:
     return [r for r in train if r[1] - r[0] > 1e-3], [r for r in held if r[1] - r[0] > 1e-3]
 
 
-def score_table(reference: Doc, hypotheses: dict[str, Doc], uem_regions, uri: str) -> list[list]:
-    """Rows [model, DER %, false alarm %, missed %, confusion %, scored seconds]."""
-    from pyannote.core import Segment, Timeline
+def plain_progress(message: str) -> str:
+    """A training progress line in plain words (the loss names go to the details view)."""
+    import re
 
-    from core.metrics import diarization_error
-
-    uem = Timeline([Segment(a, b) for a, b in uem_regions], uri=uri)
-    ref = to_annotation(reference, uri)
-    rows = []
-    for name, hyp in hypotheses.items():
-        r = diarization_error(ref, to_annotation(hyp, uri), uem=uem)
-        total = float(r.get("total", 0.0)) or 1e-9
-        rows.append([name, round(100 * float(r["der"]), 2), round(100 * r["false_alarm"] / total, 2),
-                     round(100 * r["missed_detection"] / total, 2), round(100 * r["confusion"] / total, 2),
-                     round(sum(b - a for a, b in uem_regions), 2)])
-    return rows
+    if m := re.match(r"step (\d+)/(\d+)", message):
+        return f"training step {m[1]} of {m[2]}"
+    if m := re.match(r"(validating|validation) at step (\d+)", message):
+        return f"checking the model at step {m[2]}"
+    if message.startswith(("training on ", "no dev set", "done: ")):
+        return "training"
+    return message
 
 
-def train_config(cls, lr: float, steps: int, **extra):
-    """A TrainConfig with the learning rate and step count set, whatever the field names are."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    kw = {k: v for k, v in extra.items() if k in names}
-    for cand in ("lr", "learning_rate"):
-        if cand in names:
-            kw[cand] = lr
-            break
-    for cand in ("max_steps", "steps"):
-        if cand in names:
-            kw[cand] = steps
-            break
-    return cls(**kw)
+def time_left(elapsed: float, fraction: float) -> str:
+    """', about N min left' once enough of the work is done to tell."""
+    if fraction < 0.1 or elapsed < 10:
+        return ""
+    left = elapsed * (1 - fraction) / fraction
+    return f", about {left / 60:.0f} min left" if left >= 90 else f", about {left:.0f} s left"

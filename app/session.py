@@ -36,7 +36,8 @@ class Settings:
     device: str = "auto"
     host: str = "127.0.0.1"
     params: dict | None = None  # core.pipeline.PipelineParams fields (None: those tuned for the model, its params.json)
-    train_overrides: dict | None = None  # extra core.training.TrainConfig fields for "Retrain"
+    train_overrides: dict | None = None  # core.finetune.FinetuneSettings / TrainConfig fields for "Retrain"
+    regression: list | None = None  # Recordings a retrained model must not be worse on (None: the demo meeting)
     demo_dir: Path | None = None  # where the demo meeting (a wav + its rttm) lives; None: assets/demo
     model_dirs: tuple = ()  # folders whose model subfolders users may pick or type by name (--models)
     max_retrain_steps: int = 1000  # one session cannot hold the model slot longer than this

@@ -554,6 +554,23 @@ class TrainPairs(torch.utils.data.IterableDataset):
             yield self.sampler.make_item(self.sampler.sample_pair(rng))
 
 
+class ReplayMix:
+    """A pair sampler that draws from `replay` with probability `fraction`, else from `main`: replaying
+    data like a model's original training data while it learns a few minutes of corrections keeps it
+    from forgetting what it was good at."""
+
+    def __init__(self, main: PairSampler, replay: PairSampler, fraction: float) -> None:
+        self.main, self.replay, self.fraction = main, replay, float(fraction)
+
+    def sample_pair(self, rng: np.random.Generator) -> tuple[bool, Pair]:
+        from_replay = bool(rng.random() < self.fraction)
+        return from_replay, (self.replay if from_replay else self.main).sample_pair(rng)
+
+    def make_item(self, tagged: tuple[bool, Pair]) -> dict[str, torch.Tensor]:
+        from_replay, pair = tagged
+        return (self.replay if from_replay else self.main).make_item(pair)
+
+
 class FixedPairs(torch.utils.data.Dataset):
     """A fixed list of pairs (validation): drawn once from `seed`, no augmentation, same every epoch."""
 

@@ -39,7 +39,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from core.data import FixedPairs, FrameGrid, PairSampler, Recording, TrainPairs, check_audio, read_manifest
+from core.data import FixedPairs, FrameGrid, PairSampler, Recording, ReplayMix, TrainPairs, check_audio, read_manifest
 from core.errors import Cancelled, Failed, Interrupted, PixitError
 from core.checkpoint import CHECKPOINT_DIR, read_state, restore_optimizer, save_checkpoint
 from core.fileio import atomic_write_json, atomic_write_text
@@ -88,6 +88,9 @@ class TrainConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str | None = None  # Lightning precision, e.g. "bf16-mixed" on GPU; None: 32-bit
+    warmup_steps: int = 0  # the learning rate rises linearly over the first steps (fine-tuning)
+    update: str = "all"  # which parts learn: ToTaToNet.UPDATE_PARTS (all | late | diarization)
+    replay_fraction: float = 0.0  # share of pairs drawn from the replay recordings (train(replay=...))
 
     def check(self) -> None:
         """Reject nonsensical settings with a one-line PixitError."""
@@ -102,8 +105,14 @@ class TrainConfig:
                 raise PixitError(f"{name} must be a positive integer, got {value!r}")
         if not 0.0 <= self.lambda_ <= 1.0:
             raise PixitError(f"lambda must be between 0 and 1, got {self.lambda_}")
-        if self.sup_weight < 0 or self.ssl_lr < 0 or self.num_workers < 0:
-            raise PixitError("sup_weight, ssl_lr and num_workers must not be negative")
+        if self.sup_weight < 0 or self.ssl_lr < 0 or self.num_workers < 0 or self.warmup_steps < 0:
+            raise PixitError("sup_weight, ssl_lr, num_workers and warmup_steps must not be negative")
+        if not 0.0 <= self.replay_fraction < 1.0:
+            raise PixitError(f"replay_fraction must be in [0, 1), got {self.replay_fraction}")
+        from core.models.totatonet import UPDATE_PARTS
+
+        if self.update not in UPDATE_PARTS:
+            raise PixitError(f"update must be one of {', '.join(UPDATE_PARTS)}, got {self.update!r}")
 
 
 @dataclass
@@ -168,7 +177,10 @@ class PixitModule(pl.LightningModule):
     # -- data --------------------------------------------------------------------------
     def train_dataloader(self):
         # a resumed run draws a fresh stream of pairs, not the first steps' pairs again
-        dataset = TrainPairs(self.run.train_sampler, seed=self.cfg.seed + 7919 * self.run.step_offset, rank=self.global_rank,
+        sampler = self.run.train_sampler
+        if self.run.replay_sampler is not None:
+            sampler = ReplayMix(sampler, self.run.replay_sampler, self.cfg.replay_fraction)
+        dataset = TrainPairs(sampler, seed=self.cfg.seed + 7919 * self.run.step_offset, rank=self.global_rank,
                              length=self.run.steps_per_epoch * self.cfg.batch_size)
         return torch.utils.data.DataLoader(
             dataset, batch_size=self.cfg.batch_size, num_workers=self.cfg.num_workers,
@@ -219,6 +231,10 @@ class PixitModule(pl.LightningModule):
 
     def on_train_batch_start(self, batch, batch_idx):
         self.run.check_stop()
+        if self.step < self.cfg.warmup_steps and self.plateau is not None:
+            for group in self.plateau.optimizer.param_groups:
+                base = group.setdefault("warmup_target", group["lr"])
+                group["lr"] = base * (self.step + 1) / self.cfg.warmup_steps
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         n = max(1.0, float(self._train_sums[5]))
@@ -305,6 +321,7 @@ class _Run:
         self.der_counts = torch.zeros(4, dtype=torch.float64)
         self.start = time.monotonic()
         self.train_sampler: PairSampler | None = None
+        self.replay_sampler: PairSampler | None = None
         self.val_set: FixedPairs | None = None
         self.steps_per_epoch = 1
         self.total_steps = 1
@@ -507,6 +524,7 @@ def train(
     progress: Progress | None = None,
     should_stop: ShouldStop | None = None,
     resume: bool = False,
+    replay: str | os.PathLike | list[Recording] | None = None,
 ) -> TrainResult:
     """Train a ToTaToNet with PixIT (from scratch with `model_config`, or fine-tune `init`).
 
@@ -516,6 +534,8 @@ def train(
 
     Writes out_dir/model (best validation loss; config.json + model.safetensors),
     out_dir/metrics.csv (one row per validation) and out_dir/train.json (settings, status).
+    `replay`: recordings like the model's original training data; `config.replay_fraction` of the
+    training pairs come from them (fine-tuning on a few minutes without forgetting the rest).
     `progress(fraction, message)` is called every step; `should_stop()` is checked every step
     and raises core.errors.Cancelled (out_dir then holds the best model so far, if any).
     """
@@ -545,9 +565,11 @@ def train(
     dev_recs = _recordings(dev_manifest, "dev data") if dev_manifest is not None else None
     check_audio(train_recs, "training data")
     check_audio(dev_recs or [], "dev data")
+    replay_recs = _recordings(replay, "replay data") if replay is not None and cfg.replay_fraction > 0 else []
     torch.manual_seed(cfg.seed)
     gpu = uses_gpu(cfg.accelerator)
     model, chosen = _build_model(init, model_config, gpu)
+    trainable = model.set_trainable(cfg.update)
     if cfg.lambda_ < 1.0 and model.config.n_sources < 2:
         raise PixitError("MixIT needs a model with at least 2 sources")
     max_speakers = cfg.max_speakers or model.config.n_sources
@@ -571,6 +593,11 @@ def train(
         run.train_sampler = PairSampler(train_recs, grid, cfg.chunk_duration, max_speakers, with_sources=with_sources)
     except PixitError as exc:
         raise PixitError(f"training data: {exc}") from None
+    if replay_recs:
+        try:
+            run.replay_sampler = PairSampler(replay_recs, grid, cfg.chunk_duration, max_speakers)
+        except PixitError as exc:
+            raise PixitError(f"replay data: {exc}") from None
     try:
         val_sampler = run.train_sampler if dev_recs is None else PairSampler(
             dev_recs, grid, cfg.chunk_duration, max_speakers, with_sources=with_sources)
@@ -607,7 +634,10 @@ def train(
     run.report(0.0, f"training on {len(train_recs)} recording(s), {annotated / 60:.1f} min annotated; "
                     f"{run.total_steps} steps of {cfg.batch_size} pairs x {cfg.chunk_duration:g} s, "
                     f"validation every {val_every} steps on {len(run.val_set)} fixed pairs; "
-                    f"lambda {cfg.lambda_:g}, K_max {max_speakers}")
+                    f"lambda {cfg.lambda_:g}, K_max {max_speakers}"
+                    + (f"; updating {cfg.update} ({trainable:,} parameters)" if cfg.update != "all" else "")
+                    + (f"; {100 * cfg.replay_fraction:.0f}% of pairs replayed from {len(replay_recs)} recording(s)"
+                       if replay_recs else ""))
     for note in notes:
         run.report(0.0, note)
 

@@ -295,6 +295,38 @@ def test_zoom_cursor_and_unsure_navigation(page, server, shots):
     page.screenshot(path=str(shots / "07_unsure.png"), full_page=True)
 
 
+def test_retrain_with_the_defaults(page, server, shots):
+    """Correct the demo meeting (import its reference RTTM), mark it reviewed and press Retrain with the
+    panel's defaults: progress in plain words, then both models' rows and which version is current."""
+    from core.finetune import FinetuneSettings
+
+    expect = sync_api.expect
+    reference = sorted(DEMO_DIR.glob("*.rttm"))
+    if not reference:
+        pytest.skip("no shipped demo meeting")
+    page.get_by_role("tab", name="Import / Export").click()
+    page.locator("#rttm_in input[type=file]").set_input_files(str(reference[0]))
+    expect(page.locator("#status")).to_contain_text("mport", timeout=20_000)
+    page.locator("#whole").click()
+    expect(page.locator("#timeline .gtitle")).to_contain_text("view 0:00.0-", timeout=15_000)
+    page.get_by_role("tab", name="Edit").click()
+    page.locator("#review_view_btn").click()
+    expect(page.locator("#status")).to_contain_text("review", timeout=15_000)
+    page.get_by_role("tab", name="Retrain").click()
+    expect(page.locator("#steps input")).to_have_value(str(FinetuneSettings().steps))
+    page.locator("#retrain_btn").click()
+    note = page.locator("#retrain_note")
+    expect(note).to_contain_text("training step", timeout=180_000)
+    assert "loss" not in note.inner_text()  # the loss names are in the details view
+    page.screenshot(path=str(shots / "10_retraining.png"), full_page=True)
+    expect(note).to_contain_text("New model version", timeout=900_000)
+    table = page.locator("#retrain_table")
+    expect(table).to_contain_text("held-out corrections")
+    expect(table).to_contain_text("regression set")
+    assert ("is now current" in note.inner_text()) != ("stays current" in note.inner_text())
+    page.screenshot(path=str(shots / "11_retrained.png"), full_page=True)
+
+
 def test_restarted_server_restores_the_edits(tmp_path, shots, page):
     """Same workspace root and port, a new server process state: the browser's stored session id
     brings back the meeting and the edits."""

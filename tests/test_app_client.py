@@ -212,15 +212,23 @@ def test_export(app):
 
 
 def test_retrain_then_version_is_selectable(app):
+    """Retrain makes a version; it becomes current only if core.adoption says it is better, and the
+    table shows both models on the held-out part and on the regression set."""
     c = app["client"]
+    S = app["demo"].pixit_registry.get(c.cookies[COOKIE])
     job = c.submit("startup", "", 1e-4, 2, 20, api_name="/retrain")
     outs = job.outputs() if job.result() is not None else None
     out = outs[-1]
-    note, table = out[-2], out[-1]
-    assert "New model version" in note and "held-out part" in note and "16.0-20.0 s" in note
-    assert [r[0].split()[0] for r in table["data"]] == ["before", "after"]
+    note, table = out[-3], out[-2]
+    assert "New model version" in note and "held out" in note and "16.0-20.0 s" in note
+    rows = table["data"]
+    assert [r[1] for r in rows] == ["held-out corrections"] * 2 + ["regression set"] * 2
+    assert rows[0][0].startswith("current") and rows[1][0].startswith("new")
+    version = S.ws.versions()[-1]
+    assert version["adopted"] == ("is now current" in note) == (rows[1][2] < rows[0][2] and rows[3][2] <= rows[2][2] + 1.0)
     model_dd = out[14]
-    assert "version:" in str(model_dd)
+    assert any(f"version:{version['id']}" in str(choice) for choice in model_dd["choices"])  # always selectable
+    assert (model_dd.get("value") == f"version:{version['id']}") == version["adopted"]
 
 
 def test_stop_really_stops_a_run(app):
@@ -332,5 +340,5 @@ def test_stop_cancels_retraining(app):
     t = time.time()
     out = job.outputs()[-1] if job.result() is not None else None
     assert time.time() - t < 20
-    assert "stopped" in out[-2]
+    assert "stopped" in out[-3]
     assert len(S.ws.versions()) == n_before

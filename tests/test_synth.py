@@ -344,3 +344,14 @@ def test_interrupted_corpus_goes_on(tmp_path, cache):
     assert len(_rows(manifest)) == 2 and json.loads((tmp_path / "stats.json").read_text())["meetings"] == 2
     synth.make_corpus(tmp_path, 2, 6.0, speakers=(2, 2), seed=9, cache_dir=cache)
     assert (tmp_path / "meeting000.wav").stat().st_mtime_ns != kept
+
+
+def test_same_speakers_makes_a_series_of_meetings_of_the_same_people(tmp_path, cache):
+    manifest = synth.make_corpus(tmp_path / "series", 2, 20.0, speakers=(3, 3), seed=5, cache_dir=cache,
+                                 same_speakers=True, write_sources=False)
+    metas = [json.loads((manifest.parent / "meta" / f"meeting00{i}.json").read_text()) for i in range(2)]
+    voices = [{k: v["voice_name"] for k, v in m["speakers"].items()} for m in metas]
+    assert voices[0] == voices[1] and len(set(voices[0].values())) == 3
+    assert _read(manifest.parent / "meeting000.wav").tolist() != _read(manifest.parent / "meeting001.wav").tolist()
+    with pytest.raises(PixitError, match="one number of speakers"):
+        synth.make_corpus(tmp_path / "bad", 2, 20.0, speakers=(2, 3), same_speakers=True, cache_dir=cache)

@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vad", choices=("none", "silero"),
                         help="voice activity detection that gives missed speech to the likeliest speaker "
                              "(default: from params; silero needs the silero-vad package)")
+    parser.add_argument("--speakers", metavar="PROFILES",
+                        help="known speakers (a speakers.json that fine-tuning writes into its model folder): "
+                             "the output names them; 'none' for anonymous speakers (default: the model's own)")
     parser.add_argument("--no-sources", action="store_true", help="diarization only: no per-speaker WAV files")
     parser.add_argument("--overwrite", action="store_true", help="process files whose outputs already exist")
     parser.add_argument("--quiet", action="store_true", help="only the per-file result lines")
@@ -227,7 +230,10 @@ def run(args) -> int:
 
     from core.pipeline import Pipeline
 
-    pipeline = Pipeline(args.model, params, device=args.device)
+    speakers = "auto" if args.speakers is None else None if args.speakers == "none" else args.speakers
+    pipeline = Pipeline(args.model, params, device=args.device, speakers=speakers)
+    if pipeline.speakers is not None and not args.quiet:
+        print(f"{prefix}known speakers: {', '.join(pipeline.speakers.names)}", flush=True)
     failures = 0
     start_all = time.perf_counter()
     for i, path in enumerate(todo, 1):

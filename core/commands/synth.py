@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speakers", default="2-3", metavar="MIN-MAX",
                         help="speakers per meeting, drawn uniformly in MIN..MAX (default 2-3; '3' = exactly 3)")
     parser.add_argument("--seed", default="0", metavar="S", help="random seed (same seed, same files; default 0)")
+    parser.add_argument("--same-speakers", action="store_true",
+                        help="a series: every meeting has the same people (with --speakers N), each in its own "
+                             "conversation and room (e.g. to measure retraining on one meeting, tested on the next)")
     parser.add_argument("--prefix", default="meeting", help="recording names are PREFIX000, PREFIX001, ...")
     parser.add_argument("--no-reverb", action="store_true", help="dry speech (no room reverberation)")
     parser.add_argument("--no-noise", action="store_true", help="no background noise")
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         reverb=not args.no_reverb, noise=not args.no_noise, write_sources=not args.no_sources,
         pcm16=args.pcm16, real_voices=not args.no_real_voices, engines=args.engines,
         voice_set=args.voice_set, acoustics=args.acoustics,
-        cache_dir=None if args.no_cache else args.cache, progress=progress,
+        cache_dir=None if args.no_cache else args.cache, progress=progress, same_speakers=args.same_speakers,
     )
     import json
 

@@ -127,6 +127,12 @@ class DiarizationHead(nn.Module):
         return torch.sigmoid(self.out(self.mlp(x))).squeeze(-1)
 
 
+# what fine-tuning updates (the rest is frozen): everything; the diarization head, the masker's last
+# block and its output layers ("late": a few minutes of corrections move the decisions, not the
+# features); the diarization head alone
+UPDATE_PARTS = ("all", "late", "diarization")
+
+
 class ToTaToNet(nn.Module):
     """Joint diarization + separation: (B, T) -> sources (B, K, T), activations (B, K, F)."""
 
@@ -275,6 +281,25 @@ class ToTaToNet(nn.Module):
         return out.reshape(m, -1)[:, :num_samples]
 
     # -- training helpers ------------------------------------------------------------------
+    def set_trainable(self, update: str = "all") -> int:
+        """Freeze all but the parts named by `update` (UPDATE_PARTS); returns the trainable count."""
+        if update not in UPDATE_PARTS:
+            raise ValueError(f"update must be one of {UPDATE_PARTS}, got {update!r}")
+        last = len(getattr(self.masker, "blocks", ())) - 1
+        for name, p in self.named_parameters():
+            if update == "all":
+                learn = True
+            elif name.startswith("diarization."):
+                learn = True
+            elif update == "late" and name.startswith("masker."):
+                inner = name[len("masker."):]
+                learn = (inner.startswith(f"blocks.{last}.") if inner.startswith("blocks.")
+                         else not inner.startswith(("input_norm.", "bottleneck.")))
+            else:
+                learn = False
+            p.requires_grad_(learn and not (self.ssl is not None and name.startswith("ssl.") and update != "all"))
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
     def parameter_groups(self, lr: float, ssl_lr: float) -> list[dict]:
         """Adam parameter groups: the SSL network gets ssl_lr (paper 1e-5), everything else lr
         (paper 3e-4), including the SSL layer weights. Frozen parameters are left out."""

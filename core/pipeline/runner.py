@@ -49,7 +49,10 @@ def resolve_device(device: str) -> str:
 class Pipeline:
     """Joint diarization + separation of recordings of any length (see the core.pipeline docstring)."""
 
-    def __init__(self, model="default", params: PipelineParams | None = None, device: str = "auto", encoder=None):
+    def __init__(self, model="default", params: PipelineParams | None = None, device: str = "auto", encoder=None,
+                 speakers="auto"):
+        """`speakers`: known speakers (core.speakers.SpeakerProfiles, or a speakers.json path) whose names the
+        output uses; "auto": the model folder's speakers.json if it has one; None: none."""
         import torch
 
         self.device = resolve_device(device)
@@ -66,7 +69,21 @@ class Pipeline:
             self.model.eval()
         self._encoder = encoder
         self.notes: list[str] = []  # said once per recording in SeparationResult.warnings
+        self.speakers = self._known_speakers(model, speakers)
         self._fit_batch()
+
+    def _known_speakers(self, model, speakers):
+        from core.speakers import SpeakerProfiles, profiles_of_model
+
+        if speakers is None:
+            return None
+        profiles = (profiles_of_model(model) if isinstance(speakers, str) and speakers == "auto"
+                    else speakers if isinstance(speakers, SpeakerProfiles) else SpeakerProfiles.load(speakers))
+        if profiles is not None and profiles.embedding != self.params.embedding:
+            self.notes.append(f"speaker profiles ignored: made with the {profiles.embedding} embedding, "
+                              f"the pipeline uses {self.params.embedding}")
+            return None
+        return profiles
 
     def _fit_batch(self) -> None:
         """A batch of windows that would not fit in free memory is made smaller (same results, slower),
@@ -167,16 +184,39 @@ class Pipeline:
         timings["clustering"] = time.perf_counter() - t
         t = time.perf_counter()
         _check(progress, should_stop, 0.7, "stitching activations")
-        result = self.finish(outputs, hard, n_global, uri, progress, should_stop)
+        names = None
+        if self.speakers is not None:
+            from core.speakers import name_speakers
+
+            names = name_speakers(embeddings, hard, n_global, self.speakers)
+        result = self.finish(outputs, hard, n_global, uri, progress, should_stop, names=names)
         timings["stitching"] = time.perf_counter() - t
         result.timings = timings
         result.warnings = caught
         return result
 
+    @staticmethod
+    def _labels(order: list[int], names: dict[int, str]) -> list[str]:
+        """Known speakers by name, the others SPEAKER_00, SPEAKER_01 ... in order of appearance."""
+        from core.speakers import label_for
+
+        taken = {label_for(n) for n in names.values()}
+        labels, unknown = [], 0
+        for g in order:
+            if g in names:
+                labels.append(label_for(names[g]))
+                continue
+            while speaker_label(unknown) in taken:
+                unknown += 1
+            labels.append(speaker_label(unknown))
+            unknown += 1
+        return labels
+
     def finish(self, outputs: ChunkOutputs, hard: np.ndarray, n_global: int, uri: str,
                progress: Progress = None, should_stop: ShouldStop = None, leakage_collar: float | None = None,
-               return_sources: bool = True) -> SeparationResult:
-        """Stages 4-6: stitched activations -> annotation -> stitched, leakage-free sources."""
+               return_sources: bool = True, names: dict[int, str] | None = None) -> SeparationResult:
+        """Stages 4-6: stitched activations -> annotation -> stitched, leakage-free sources.
+        `names`: global speaker -> known speaker's name (core.speakers.name_speakers)."""
         p = self.params
         sr = outputs.sample_rate
         fs, fsize = outputs.frame_step, outputs.frame_size
@@ -190,7 +230,7 @@ class Pipeline:
         alive = np.flatnonzero(binary.any(axis=0))
         first = [int(np.argmax(binary[:, g])) for g in alive]
         order = [int(g) for _, g in sorted(zip(first, alive))]
-        labels = [speaker_label(i) for i in range(len(order))]
+        labels = self._labels(order, names or {})
         columns = {g: i for i, g in enumerate(order)}
         duration = outputs.num_samples / sr
         annotation = Annotation(uri=uri)

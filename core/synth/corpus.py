@@ -35,7 +35,7 @@ from core.synth.acoustics import AcousticsConfig, with_defaults
 from core.synth.conversation import ConversationConfig
 from core.synth.engines.espeak import require_espeak
 from core.synth.meeting import Meeting, make_meeting, speech_statistics
-from core.synth.voices import default_cache_dir, parse_engines, require_voices
+from core.synth.voices import default_cache_dir, parse_engines, pick_voices, require_voices
 
 ProgressFn = Callable[[float, str], None]
 
@@ -72,13 +72,15 @@ def make_corpus(out_dir: str | os.PathLike, num_meetings: int, duration: float,
                 pcm16: bool = False, cache_dir: str | os.PathLike | None = "default", real_voices: bool = True,
                 config: ConversationConfig | None = None, engines: str | tuple[str, ...] = ("espeak",),
                 voice_set: str = "all", acoustics: AcousticsConfig | str | None = None, progress: ProgressFn | None = None,
-                should_stop: Callable[[], bool] | None = None) -> Path:
+                should_stop: Callable[[], bool] | None = None, same_speakers: bool = False) -> Path:
     """Write `num_meetings` synthetic meetings of `duration` seconds into `out_dir`; return the
     manifest path. Same seed -> identical audio and annotations; meeting i does not depend on
     `num_meetings`. Each meeting draws its number of speakers in `speakers` (min, max); in a very
     short meeting a speaker who never gets a word in is left out (sources == RTTM labels).
 
     cache_dir: "default" (see default_cache_dir), a folder, or None for no cache.
+    same_speakers: every meeting has the same people (a series: drawn once, `speakers` must be one number),
+    each in its own conversation, room and noise.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -100,6 +102,8 @@ def make_corpus(out_dir: str | os.PathLike, num_meetings: int, duration: float,
     if not prefix or any(ch in prefix for ch in "/\\ \t\n,"):
         raise PixitError(f"--prefix must be a plain name without spaces, slashes or commas, got {prefix!r}")
     low, high = validate_speakers(speakers)
+    if same_speakers and low != high:
+        raise PixitError(f"--same-speakers needs one number of speakers (e.g. --speakers 3), got {low}-{high}")
     engine_names = parse_engines(engines)
     if "espeak" in engine_names:
         require_espeak()
@@ -116,8 +120,11 @@ def make_corpus(out_dir: str | os.PathLike, num_meetings: int, duration: float,
     started = time.perf_counter()
     width = max(3, len(str(num_meetings - 1)))
     settings = json.dumps([seed, duration, low, high, engine_names, voice_set, asdict(acoustics), reverb, noise,
-                           real_voices, asdict(config or ConversationConfig()), write_sources, pcm16], default=str)
+                           real_voices, asdict(config or ConversationConfig()), write_sources, pcm16]
+                          + (["same_speakers"] if same_speakers else []), default=str)
     fingerprint = hashlib.sha1(settings.encode()).hexdigest()[:16]
+    series = (pick_voices(np.random.default_rng([seed, 1 << 20]), high, real=real_voices, engine_names=engine_names,
+                          voice_set=voice_set) if same_speakers else None)
     for i in range(num_meetings):
         if should_stop is not None and should_stop():
             raise Cancelled(f"synthesis stopped after {i} of {num_meetings} meetings")
@@ -133,7 +140,7 @@ def make_corpus(out_dir: str | os.PathLike, num_meetings: int, duration: float,
         n_spk = int(rng.integers(low, high + 1))
         meeting = make_meeting(uri, duration, n_spk, rng, config=config, reverb=reverb, noise=noise,
                                cache_dir=cache, real_voices=real_voices,
-                               engine_names=engine_names, voice_set=voice_set, acoustics=acoustics)
+                               engine_names=engine_names, voice_set=voice_set, acoustics=acoustics, voices=series)
         meeting.meta["settings"] = fingerprint
         write_meeting(meeting, out, write_sources=write_sources, pcm16=pcm16)
         stats.append(meeting.meta)
@@ -146,7 +153,7 @@ def make_corpus(out_dir: str | os.PathLike, num_meetings: int, duration: float,
     atomic_write_json(out / "stats.json", {
         "meetings": num_meetings, "duration": duration, "speakers": [low, high], "seed": seed,
         "engines": list(engine_names), "voice_set": voice_set, "real_voices": real_voices,
-        "acoustics": asdict(acoustics),
+        "same_speakers": same_speakers, "acoustics": asdict(acoustics),
         "total_duration": round(num_meetings * duration, 3), "speech_time": round(speech, 3),
         "overlap_time": round(overlap, 3), "overlap_ratio": round(overlap / speech, 4) if speech else 0.0,
         "seconds": round(elapsed, 3),

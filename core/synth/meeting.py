@@ -73,15 +73,19 @@ def babble_maker(engine_names: tuple[str, ...], cache_dir: Path | None):
 def make_meeting(uri: str, duration: float, num_speakers: int, rng: np.random.Generator,
                  config: ConversationConfig | None = None, reverb: bool = True, noise: bool = True,
                  cache_dir: Path | None = None, real_voices: bool = True, engine_names: tuple[str, ...] = ("espeak",),
-                 voice_set: str = "all", acoustics: AcousticsConfig | str | None = None) -> Meeting:
-    """Synthesise one meeting (see the module docstring and core.synth.acoustics)."""
+                 voice_set: str = "all", acoustics: AcousticsConfig | str | None = None,
+                 voices: list[Voice] | None = None) -> Meeting:
+    """Synthesise one meeting (see the module docstring and core.synth.acoustics). `voices`: the
+    speakers to use (a series of meetings of the same people); by default `num_speakers` are drawn."""
     from scipy.signal import fftconvolve
 
     cfg = config or ConversationConfig()
     ac = with_defaults(acoustics)
     sr = SAMPLE_RATE
     total = int(round(duration * sr))
-    voices = pick_voices(rng, num_speakers, real=real_voices, engine_names=engine_names, voice_set=voice_set)
+    if voices is None:
+        voices = pick_voices(rng, num_speakers, real=real_voices, engine_names=engine_names, voice_set=voice_set)
+    num_speakers = len(voices)
     labels = [f"spk{k}" for k in range(num_speakers)]
     requested = num_speakers
     placed = plan_conversation(rng, voices, duration, cfg, cache_dir)
