@@ -199,7 +199,7 @@ def add_segment(doc: Doc, start, end, speaker) -> tuple[Doc, int]:
     a, b = check_times(doc, start, end)
     spk = check_speaker(speaker)
     seg = Seg(doc.next_id, a, b, spk)
-    return _with(doc, segments=doc.segments + (seg,), next_id=doc.next_id + 1), seg.id
+    return _replace_seg(_with(doc, segments=doc.segments + (seg,), next_id=doc.next_id + 1), seg), seg.id
 
 
 def delete_segment(doc: Doc, seg_id) -> Doc:
@@ -249,7 +249,15 @@ def set_speaker(doc: Doc, seg_id, speaker) -> Doc:
 
 
 def _replace_seg(doc: Doc, seg: Seg) -> Doc:
-    return _with(doc, segments=tuple(seg if s.id == seg.id else s for s in doc.segments))
+    """Put `seg` in place of the turn with its id; turns of the same speaker that it now overlaps are
+    joined into it (a speaker never overlaps themself: that would be counted as overlapped speech and
+    exported as duplicate turns). Turns that only touch stay apart (a split's two halves)."""
+    own = [s for s in doc.segments if s.id != seg.id and s.speaker == seg.speaker
+           and s.start < seg.end and s.end > seg.start]
+    if own:
+        seg = replace(seg, start=min([seg.start] + [s.start for s in own]), end=max([seg.end] + [s.end for s in own]))
+    gone = {s.id for s in own}
+    return _with(doc, segments=tuple(seg if s.id == seg.id else s for s in doc.segments if s.id not in gone))
 
 
 # -------------------------------------------------------------------- speaker operations

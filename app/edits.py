@@ -72,6 +72,10 @@ def apply(S: Session, name: str, *args) -> str:
             new, sel, label = _segment_edit(S, doc, name, sel, args)
         else:
             new, label = _document_edit(doc, name, args)
+            if name == "rename" and S.solo == args[0]:
+                S.solo = E.check_speaker(args[1])  # 'Listen to' follows the renamed speaker
+            elif name == "merge" and S.solo == args[1]:
+                S.solo = str(args[0])
         S.history.apply(new, label)
         if sel is not None and not new.has(sel):
             sel = None

@@ -96,9 +96,11 @@ def summary(S: Session) -> str:
     doc = S.doc
     undo, redo = S.history.labels()
     run = S.run.info if S.run else None
+    speaking = {s.speaker for s in doc.segments}
+    empty = len([x for x in doc.speakers if x not in speaking])
     parts = [
         f"**{S.meeting.name}** - {fmt_time(S.meeting.duration)}, {len(doc.segments)} turns, "
-        f"{len(doc.speakers)} speakers.",
+        f"{len(speaking)} speakers" + (f" (+{empty} lane{'s' if empty > 1 else ''} without turns)." if empty else "."),
         f"Model output: {run['model_label']} ({len(run['labels'])} tracks)" if run else "Model not run yet.",
         f"Reviewed: {fmt_time(doc.reviewed_total())}.",
         f"Undo: {undo or '-'} | Redo: {redo or '-'}.",

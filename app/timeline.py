@@ -49,8 +49,20 @@ def next_unsure(S: Session, direction: int = 1):
         hit = E.segment_at(S.doc, (a + b) / 2)
         S.selected = hit.id if hit else None
         idx = S.run.unsure.index(p) + 1
-        S.message = f"Unsure place {idx}/{len(S.run.unsure)}: **{kind}** at {a:.2f}-{b:.2f} s ({detail})."
+        S.message = (f"Unsure place {idx}/{len(S.run.unsure)}: **{kind}** at {a:.2f}-{b:.2f} s "
+                     f"({current_names(S.doc, detail)}).")
         return p
+
+
+def current_names(doc: E.Doc, text: str) -> str:
+    """`text` (written when the model ran) with each model speaker label replaced by its current name."""
+    import re
+
+    names = {m: doc.alias(m) or f"{m} (removed)" for m, _ in doc.aliases}
+    if not names:
+        return text
+    pattern = re.compile(r"(?<![\w-])(" + "|".join(re.escape(m) for m in sorted(names, key=len, reverse=True)) + r")(?![\w-])")
+    return pattern.sub(lambda hit: names[hit.group(1)], text)
 
 
 def ensure_visible(S: Session, a, b, pad=2.0) -> None:

@@ -126,3 +126,20 @@ def test_json_round_trip_and_damaged_json():
     assert back == d and back.alias("A") == "alice"
     with pytest.raises(EditError, match="damaged"):
         Doc.from_json({"duration": 1, "segments": [[1, "x", 2, "A"]]})
+
+
+def test_a_speaker_never_overlaps_themself():
+    """A resize, move, add or reassignment onto a speaker's own turn joins the two (no self-overlap, no
+    duplicate turns in the export); turns that only touch (a split's halves) stay apart."""
+    d = doc3()
+    a, b, c = d.segments
+    grown = E.move_segment(d, a.id, 1.0, 11.0)  # A's first turn now covers A's second
+    assert [(s.start, s.end) for s in grown.segments if s.speaker == "A"] == [(1.0, 12.5)]
+    assert E.overlaps(grown) == [(3.5, 6.0)]  # only A with B
+    added, _ = E.add_segment(d, 11.0, 14.0, "A")
+    assert sorted((s.start, s.end) for s in added.segments if s.speaker == "A") == [(1.0, 4.0), (10.0, 14.0)]
+    moved = E.set_speaker(d, b.id, "A")
+    assert [(s.start, s.end) for s in moved.segments if s.speaker == "A"] == [(1.0, 6.0), (10.0, 12.5)]
+    halves, second = E.split_segment(d, c.id, 11.0)
+    shifted = E.move_segment(halves, second, 11.0, 13.0)
+    assert sorted((s.start, s.end) for s in shifted.segments if s.speaker == "A") == [(1.0, 4.0), (10.0, 11.0), (11.0, 13.0)]

@@ -180,3 +180,41 @@ def test_split_right_after_selecting_cuts_the_segment_in_the_middle(settings, wa
     timeline.select(S, seg.id)
     edits.apply(S, "split")  # the S key with nothing played: at the cursor
     assert [(s.start, s.end) for s in S.doc.segments] == [(2.0, 4.0), (4.0, 6.0)]
+
+
+def test_a_speaker_without_turns_is_not_counted(settings, wav):
+    S = Session(settings, new_session_id())
+    meetings.add_audio(S, wav, "a.wav")
+    edits.apply(S, "add", 2.0, 6.0, "A")
+    edits.apply(S, "add", 8.0, 9.0, "B")
+    assert "2 turns, 2 speakers." in meetings.summary(S)
+    edits.apply(S, "delete")  # the selected segment: B's only turn
+    assert "1 turns, 1 speakers (+1 lane without turns)." in meetings.summary(S)
+
+
+def test_unsure_messages_and_solo_follow_a_rename():
+    from app import editing as E
+    from app.timeline import current_names
+
+    d = E.new_doc(20.0, [(1.0, 4.0, "SPEAKER_00"), (5.0, 6.0, "SPEAKER_01")], model_labels=["SPEAKER_00", "SPEAKER_01"])
+    d = E.rename_speaker(d, "SPEAKER_00", "alice")
+    assert current_names(d, "tracks SPEAKER_00 and SPEAKER_01 share a voice") == "tracks alice and SPEAKER_01 share a voice"
+    d = E.merge_speakers(d, "alice", "SPEAKER_01")
+    assert current_names(d, "SPEAKER_01: 80 ms turn") == "alice: 80 ms turn"
+
+
+def test_solo_choice_follows_renames_and_merges(settings, wav):
+    from app.panels import listen
+
+    S = Session(settings, new_session_id())
+    meetings.add_audio(S, wav, "a.wav")
+    edits.apply(S, "add", 2.0, 6.0, "A")
+    edits.apply(S, "add", 8.0, 9.0, "B")
+    S.solo = "A"
+    edits.apply(S, "rename", "A", "alice")
+    assert S.solo == "alice" and listen.render(S)[0].value == "alice"
+    edits.apply(S, "merge", "B", "alice")
+    assert S.solo == "B"
+    edits.apply(S, "delete")  # B keeps its lane; a removed lane falls back to the mixture
+    S.solo = "ghost"
+    assert listen.render(S)[0].value == "mixture"

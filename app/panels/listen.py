@@ -73,13 +73,31 @@ def layout(ui: UI) -> None:
         ui.compare_btn = gr.Button("Compare with mixture", elem_id="compare_btn", scale=1)
 
 
+def solo_clip(S: Session, autoplay: bool = True, t0=None, t1=None) -> dict:
+    """A clip of what 'Listen to' is set to (the mixture when that speaker has no separated track)."""
+    if S.solo != "mixture":
+        try:
+            return player_clip(S, S.solo, autoplay, t0, t1)
+        except PixitError:
+            pass
+    return player_clip(S, "mixture", autoplay, t0, t1)
+
+
 def render(S: Session) -> tuple:
-    """The solo choices: the mixture and every speaker."""
+    """The solo choices (the mixture and every speaker), the choice following renames and merges."""
     speakers = list(S.history.doc.speakers) if S.history else []
-    return (gr.Dropdown(choices=["mixture"] + speakers),)
+    if S.solo not in speakers:
+        S.solo = "mixture"
+    return (gr.Dropdown(choices=["mixture"] + speakers, value=S.solo),)
 
 
 def wire(ui: UI) -> None:
+    @ui.guard
+    def choose_solo(S, source):
+        S.solo = str(source or "mixture")
+
+    ui.listen.change(choose_solo, [ui.listen], [], api_name="choose_solo", show_progress="hidden")
+
     @ui.guard
     def play_selection(S, source):
         return player_clip(S, source or "mixture")

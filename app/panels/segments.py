@@ -7,7 +7,7 @@ import gradio as gr
 import pandas as pd
 
 from app import timeline
-from app.panels.listen import player_clip
+from app.panels.listen import solo_clip
 from app.panels.ui import UI
 from app.session import Session
 
@@ -31,7 +31,7 @@ def wire(ui: UI) -> None:
     def select_segment(S, seg_id):
         """API and table: select a segment by id and load it into the player."""
         timeline.select(S, int(seg_id))
-        return ui.view(S) + (player_clip(S, "mixture", autoplay=False),)
+        return ui.view(S) + (solo_clip(S, autoplay=False),)
 
     select_id = gr.Number(visible=False, precision=0)
     select_go = gr.Button(visible=False)
@@ -43,6 +43,6 @@ def wire(ui: UI) -> None:
         if not row:
             return ui.view(S) + (gr.skip(),)
         timeline.select(S, int(float(row[0])))
-        return ui.view(S) + (player_clip(S, "mixture", autoplay=True),)
+        return ui.view(S) + (solo_clip(S, autoplay=True),)
 
     ui.table.select(table_select, [], outputs, api_visibility="private")

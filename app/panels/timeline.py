@@ -8,7 +8,7 @@ import gradio as gr
 
 from app import timeline
 from app.figures import FigureJSON
-from app.panels.listen import player_clip
+from app.panels.listen import solo_clip
 from app.panels.ui import EDIT_QUEUE, UI
 from app.session import Session
 
@@ -71,10 +71,10 @@ def navigate(S: Session, action: str):
     """One navigation step by name; returns the player update (a clip of where it went, or skip)."""
     if action in ("next", "prev"):
         timeline.step(S, 1 if action == "next" else -1)
-        return player_clip(S, "mixture")
+        return solo_clip(S)
     if action in ("unsure", "unsure_prev"):
         timeline.next_unsure(S, 1 if action == "unsure" else -1)
-        return player_clip(S, "mixture", t0=S.cursor - 1.0, t1=S.cursor + 4.0)
+        return solo_clip(S, t0=S.cursor - 1.0, t1=S.cursor + 4.0)
     if action == "zoom_in":
         timeline.zoom(S, 0.5)
     elif action == "zoom_out":
@@ -105,7 +105,7 @@ def wire(ui: UI) -> None:
     @ui.guard
     def plot_segment(S, evt: gr.EventData):
         timeline.select(S, int(evt._data["id"]))
-        return ui.view(S) + (player_clip(S, "mixture", autoplay=False),)
+        return ui.view(S) + (solo_clip(S, autoplay=False),)
 
     ui.bridge.segclick(plot_segment, [], VIEW + [ui.player], api_visibility="private", trigger_mode="multiple",
                        **EDIT_QUEUE)
