@@ -70,6 +70,24 @@ def model_choices(S: Session) -> list[tuple[str, str]]:
     return choices
 
 
+def choice_of_run(S: Session) -> str | None:
+    """The model-list choice whose model made the open meeting's output (a restored session shows the
+    model its output came from, not the list's default); None without a run or when it is not listed."""
+    if S.run is None:
+        return None
+    model, label = str(S.run.info.get("model", "")), str(S.run.info.get("model_label", ""))
+    for v in S.ws.versions():
+        if str(v["path"]) == model:
+            return f"version:{v['id']}"
+    if model == str(S.settings.model or "default"):
+        return "startup"
+    for p in served_models(S.settings):
+        if str(p) == model:
+            return f"models:{p.name}"
+    listed = {value for _, value in startup_choices(S.settings)}
+    return f"hub:{label}" if f"hub:{label}" in listed else None
+
+
 def resolve_model(S: Session, choice: str | None, typed: str | None = None) -> tuple[str, str]:
     """(model folder or name, human label) for a dropdown choice, or for a model folder typed
     by name. Only the startup model, this session's versions and the folders of the server's

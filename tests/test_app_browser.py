@@ -270,7 +270,9 @@ def test_zoom_cursor_and_unsure_navigation(page, server, shots):
     expect = sync_api.expect
     title = page.locator("#timeline .gtitle")
     expect(title).to_contain_text("view 0:00.0", timeout=15_000)
-    drag = page.locator("#timeline .nsewdrag").first.bounding_box()
+    plot_area = page.locator("#timeline .nsewdrag").first
+    plot_area.wait_for(state="visible", timeout=15_000)  # plotly may still be redrawing the previous view
+    drag = plot_area.bounding_box()
     y = drag["y"] + drag["height"] * 0.5
     # drag-zoom on the plot -> the server re-renders that window in detail
     page.mouse.move(drag["x"] + drag["width"] * 0.2, y)

@@ -218,3 +218,18 @@ def test_solo_choice_follows_renames_and_merges(settings, wav):
     edits.apply(S, "delete")  # B keeps its lane; a removed lane falls back to the mixture
     S.solo = "ghost"
     assert listen.render(S)[0].value == "mixture"
+
+
+def test_a_restored_session_names_the_model_its_output_came_from(settings, wav):
+    """After a restart the model list shows the model of the output on screen, not the list's default."""
+    from app import models
+
+    S = Session(settings, new_session_id())
+    meetings.add_audio(S, wav, "a.wav")
+    assert models.choice_of_run(S) is None  # no output yet: the list keeps its choice
+    runs.store_result(S, synthetic_result(30.0, 6, 2), "default", "default")
+    assert models.choice_of_run(S) == "startup"
+    S.ws.add_version({"id": "v1-ab12", "path": str(settings.root / "v1" / "model"), "created": 0.0})
+    runs.store_result(S, synthetic_result(30.0, 6, 2), str(settings.root / "v1" / "model"), "v1-ab12")
+    again = Session(settings, S.sid)  # the server restarted: the session is read back from disk
+    assert again.run is not None and models.choice_of_run(again) == "version:v1-ab12"

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import meetings
+from app import meetings, models
 from app.panels.listen import empty_player
+from app.panels.models import render_list as model_list
 from app.panels.ui import UI
 from app.session import Session
 
@@ -41,7 +42,7 @@ def wire(ui: UI, demo: gr.Blocks) -> None:
     def open_session(S):
         if S.meeting is not None:
             S.message = f"Welcome back: restored **{S.meeting.name}** with your edits."
-        return ui.view(S) + ui.lists(S)
+        return ui.view(S) + render_list(S) + model_list(S, models.choice_of_run(S))
 
     demo.load(open_session, [], VIEW + LISTS, api_visibility="private")
 
