@@ -62,10 +62,9 @@ def _run_on_scored_span(pipe, rec: Recording, should_stop, progress):
     meeting is not worth running the whole meeting for), in the recording's own time."""
     from pyannote.core import Annotation, Segment
 
-    from core.audio import load_audio
+    from core.audio import SAMPLE_RATE as sr, load_audio
 
     waveform = load_audio(rec.audio)
-    sr = 16000
     extent = rec.uem.extent() if len(rec.uem) else Segment(0.0, len(waveform) / sr)
     a = max(0.0, extent.start - 1.0)  # a second of context before the first scored frame
     piece = waveform[int(a * sr):int(min(len(waveform) / sr, extent.end + 1.0) * sr)]

@@ -73,10 +73,6 @@ def replay_data(cache_dir: str | os.PathLike | None = None, progress: Progress |
     return read_manifest(manifest)
 
 
-def _recordings(source) -> list[Recording]:
-    return list(source) if isinstance(source, (list, tuple)) else read_manifest(source)
-
-
 def check_corrections(recordings: list[Recording], chunk_duration: float) -> None:
     """Refuse corrections that cannot teach anything, with a one-line reason."""
     annotated = sum(r.annotated_duration for r in recordings)
@@ -122,12 +118,12 @@ def finetune(init: str | os.PathLike, train_data, out_dir: str | os.PathLike, de
     its re-tuned params.json. `dev_data`: validation recordings (default: fixed pairs of the training
     data). Progress runs 0-0.05 replay data, 0.05-0.85 training, 0.85-1 re-tuning."""
     from core.pipeline.params import PipelineParams
-    from core.training import train
+    from core.training import read_recordings, train
 
     s = settings or FinetuneSettings()
     report = progress or (lambda f, m: None)
     started = time.perf_counter()
-    train_recs = _recordings(train_data)
+    train_recs = read_recordings(train_data, "training data")
     check_corrections(train_recs, s.chunk_duration)
     check_audio(train_recs, "training data")  # before the replay data is made (train() checks the rest)
     replay = replay_data(replay_cache, lambda f, m: report(0.05 * f, m)) if s.replay_fraction > 0 else None

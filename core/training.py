@@ -446,7 +446,8 @@ def _launched_as_rank_zero() -> bool:
     return all(int(os.environ.get(name, "0") or 0) == 0 for name in ("LOCAL_RANK", "NODE_RANK", "RANK"))
 
 
-def _recordings(source: str | os.PathLike | list[Recording], what: str) -> list[Recording]:
+def read_recordings(source: str | os.PathLike | list[Recording], what: str) -> list[Recording]:
+    """Recordings given as a manifest / folder or as a list (`what` names them in errors)."""
     if isinstance(source, (list, tuple)):
         if not source:
             raise PixitError(f"{what}: no recordings")
@@ -561,11 +562,11 @@ def train(
         except (OSError, ValueError):
             params_source = None
 
-    train_recs = _recordings(train_manifest, "training data")
-    dev_recs = _recordings(dev_manifest, "dev data") if dev_manifest is not None else None
+    train_recs = read_recordings(train_manifest, "training data")
+    dev_recs = read_recordings(dev_manifest, "dev data") if dev_manifest is not None else None
     check_audio(train_recs, "training data")
     check_audio(dev_recs or [], "dev data")
-    replay_recs = _recordings(replay, "replay data") if replay is not None and cfg.replay_fraction > 0 else []
+    replay_recs = read_recordings(replay, "replay data") if replay is not None and cfg.replay_fraction > 0 else []
     torch.manual_seed(cfg.seed)
     gpu = uses_gpu(cfg.accelerator)
     model, chosen = _build_model(init, model_config, gpu)
