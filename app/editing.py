@@ -226,6 +226,18 @@ def shift_segment(doc: Doc, seg_id, delta) -> Doc:
     return _replace_seg(doc, replace(seg, start=_t(seg.start + d), end=_t(seg.end + d)))
 
 
+def drag_segment(doc: Doc, seg_id, start, end, speaker) -> Doc:
+    """A timeline gesture in one step: new times and/or another speaker's lane (resize, move, reassign)."""
+    seg = doc.get(seg_id)
+    a, b = check_times(doc, start, end)
+    spk = check_speaker(speaker)
+    if spk not in doc.speakers:
+        raise EditError(f"unknown speaker {spk}")
+    if (a, b, spk) == (seg.start, seg.end, seg.speaker):
+        raise EditError("the segment did not change")
+    return _replace_seg(doc, replace(seg, start=a, end=b, speaker=spk))
+
+
 def split_segment(doc: Doc, seg_id, at) -> tuple[Doc, int]:
     """Split a turn in two at time `at`; returns the doc and the id of the second half."""
     seg = doc.get(seg_id)

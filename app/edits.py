@@ -14,7 +14,7 @@ from core.errors import PixitError
 if TYPE_CHECKING:
     from app.session import Session
 
-SEGMENT_EDITS = ("delete", "move", "split", "set_speaker", "shift")  # they act on the selected segment
+SEGMENT_EDITS = ("delete", "move", "drag", "split", "set_speaker", "shift")  # they act on the selected segment
 
 
 def _segment_edit(S: Session, doc: E.Doc, name: str, sel: int, args: tuple) -> tuple[E.Doc, int | None, str]:
@@ -24,6 +24,9 @@ def _segment_edit(S: Session, doc: E.Doc, name: str, sel: int, args: tuple) -> t
         return new, (nxt.id if nxt else None), "delete segment"
     if name == "move":
         return E.move_segment(doc, sel, *args), sel, "move/resize segment"
+    if name == "drag":  # a timeline gesture: (start, end, speaker, label)
+        start, end, speaker, label = args
+        return E.drag_segment(doc, sel, start, end, speaker), sel, label
     if name == "shift":
         return E.shift_segment(doc, sel, *args), sel, "move segment"
     if name == "split":
@@ -64,8 +67,8 @@ def apply(S: Session, name: str, *args) -> str:
         doc = S.doc
         sel = S.selected
         if name == "add":
-            new, sel = E.add_segment(doc, *args)
-            label = "add segment"
+            new, sel = E.add_segment(doc, *args[:3])
+            label = args[3] if len(args) > 3 else "add segment"
         elif name in SEGMENT_EDITS:
             if sel is None or not doc.has(sel):
                 raise EditError("select a segment first (click it on the timeline or in the table)")

@@ -209,8 +209,16 @@ def timeline_figure(view: View) -> dict:
     if view.cursor is not None:
         shapes.append({"type": "line", "xref": "x", "x0": view.cursor, "x1": view.cursor, "yref": "paper",
                        "y0": 0, "y1": 1, "line": {"width": 1.5, "color": "#e6007e"}})
+    if view.selected is not None and doc.has(view.selected):  # the selected segment's drag handles
+        s = doc.get(view.selected)
+        lane = lane_of[s.speaker]
+        shapes += [{"type": "line", "xref": "x", "x0": t, "x1": t, "yref": "y2", "y0": lane - 0.42, "y1": lane + 0.42,
+                    "line": {"width": 5, "color": "#000"}} for t in (s.start, s.end)]
     layout = {
         "height": 260 + 30 * nl,
+        # what the browser's gesture code hit-tests against (app/panels/timeline.js)
+        "meta": {"speakers": speakers, "duration": doc.duration,
+                 "segs": [[s.id, s.start, s.end, lane_of[s.speaker]] for s in segs]},
         "margin": {"l": 120, "r": 10, "t": 30, "b": 35},
         "barmode": "overlay", "dragmode": "zoom", "hovermode": "closest", "clickmode": "event",
         "uirevision": f"{t0:.3f}-{t1:.3f}",

@@ -121,6 +121,24 @@ def synthetic_result(duration: float, n_segments: int, n_speakers: int = 4, seed
     )
 
 
+def long_meeting_session(root: str | Path, duration: float, n_segments: int, n_speakers: int = 4):
+    """A Session (workspace under `root`) with a generated `duration`-second meeting open and a
+    synthetic model result of `n_segments` turns stored as its run: the app benchmarks' input."""
+    import soundfile as sf
+
+    from app import meetings, runs
+    from app.session import Session, Settings
+    from app.workspace import new_session_id
+
+    root = Path(root)
+    S = Session(Settings(root=root / "ws"), new_session_id())
+    wav = root / "long.wav"
+    sf.write(wav, long_waveform(duration), 16000, subtype="PCM_16")
+    meetings.add_audio(S, wav, "long.wav")
+    runs.store_result(S, synthetic_result(duration, n_segments, n_speakers, with_sources=False), "synthetic", "synthetic")
+    return S
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -37,31 +37,22 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     args = ap.parse_args(argv)
 
-    from app_fixtures import long_waveform, served, synthetic_result
+    from app_fixtures import long_meeting_session, served
     from app.access import COOKIE
-    from app import edits, meetings, runs, timeline
+    from app import edits, timeline
     from app.panels.view import render_view
-    from app.session import Session, Settings
-    from app.workspace import new_session_id
 
     tmp = Path(tempfile.mkdtemp(prefix="pixit-bench-"))
-    settings = Settings(root=tmp / "ws")
     t = time.perf_counter()
-    S = Session(settings, new_session_id())
-    wav = tmp / "hour.wav"
-    import soundfile as sf
-
-    sf.write(wav, long_waveform(args.duration), 16000, subtype="PCM_16")
-    meetings.add_audio(S, wav, "hour.wav")
-    result = synthetic_result(args.duration, args.segments, args.speakers, with_sources=False)
-    runs.store_result(S, result, "synthetic", "synthetic")
+    S = long_meeting_session(tmp, args.duration, args.segments, args.speakers)
+    settings = S.settings
     setup = time.perf_counter() - t
     n_seg = len(S.doc.segments)
     fig_json = render_view(S)[0].to_json()
     whole_bytes = len(fig_json.encode())
     traces = json.loads(fig_json)["data"]
 
-    def edits(S, i):
+    def one_edit(S, i):
         seg = S.doc.segments[(i * 37) % len(S.doc.segments)]
         timeline.select(S, seg.id)
         kind = i % 6
@@ -91,7 +82,7 @@ def main(argv=None) -> int:
     times = []
     for i in range(args.edits):
         t = time.perf_counter()
-        edits(S, i)
+        one_edit(S, i)
         out = render_view(S)
         # what gradio does with the two big outputs before sending them: postprocess + JSON
         orjson.dumps(plot.postprocess(out[0]).model_dump())

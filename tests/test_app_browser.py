@@ -194,6 +194,83 @@ def test_demo_run_edit_listen_export(page, server, shots):
     assert not page.errors, page.errors
 
 
+# segments on the timeline in page pixels, from the figure's own axes (as app/panels/timeline.js sees them)
+GEOMETRY = """() => {
+  const d = document.querySelector('#timeline .js-plotly-plot');
+  const L = d._fullLayout, r = d.querySelector('.main-svg').getBoundingClientRect();
+  const x0 = r.left + L.xaxis._offset + L.xaxis.d2p(0), perS = L.xaxis.d2p(1) - L.xaxis.d2p(0);
+  const y = (lane) => r.top + L.yaxis2._offset + L.yaxis2.d2p(lane);
+  return {x0, perS, speakers: d.layout.meta.speakers, lanes: d.layout.meta.speakers.map((_, k) => y(k)),
+          segs: d.layout.meta.segs.map(([id, a, b, lane]) => ({id, a, b, lane}))};
+}"""
+
+
+def drag(page, x0, y0, x1, y1, shot=None):
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=6)
+    if shot:
+        page.screenshot(path=str(shot))
+    page.mouse.up()
+
+
+def test_timeline_gestures(page, server, shots):
+    """On the demo's reference turns: resize by an edge (Alt: no snapping), undo it, move a segment to
+    another speaker's lane, draw a new one on an empty stretch."""
+    expect = sync_api.expect
+    _, demo = server
+    page.get_by_role("tab", name="Import / Export").click()
+    page.locator("#rttm_in input[type=file]").set_input_files(str(next(demo.pixit_settings.demo_dir.glob("*.rttm"))))
+    expect(page.locator("#status")).to_contain_text("Imported", timeout=15_000)
+    page.get_by_role("tab", name="Edit").click()
+    page.locator("#whole").click()
+    expect(page.locator("#timeline .gtitle")).to_contain_text("view 0:00.0-", timeout=15_000)
+    page.wait_for_function("() => { const d = document.querySelector('#timeline .js-plotly-plot');"
+                           " return d && d.__pixitMouse && d.layout.meta && d.layout.meta.segs.length > 2; }",
+                           timeout=15_000)
+    g = page.evaluate(GEOMETRY)
+    x = lambda t: g["x0"] + t * g["perS"]  # noqa: E731
+    seg = max(g["segs"], key=lambda s: s["b"] - s["a"])
+    y = g["lanes"][seg["lane"]]
+    target = seg["a"] + 0.6 * (seg["b"] - seg["a"])
+    page.keyboard.down("Alt")
+    drag(page, x(seg["b"]) - 1, y, x(target), y)
+    page.keyboard.up("Alt")
+    expect(page.locator("#status")).to_contain_text("resize segment", timeout=15_000)
+    assert abs(float(page.locator("#sel_end input").input_value()) - target) <= 3 / g["perS"] + 0.01
+    page.mouse.click(5, 5)
+    page.keyboard.press("Control+z")
+    expect(page.locator("#status")).to_contain_text("Undid: resize segment", timeout=15_000)
+
+    # move its body onto the next speaker's lane (the ghost shows where it goes while dragging)
+    page.wait_for_timeout(400)  # the redrawn plot's geometry
+    g = page.evaluate(GEOMETRY)
+    seg = next(s for s in g["segs"] if s["id"] == seg["id"])
+    other = (seg["lane"] + 1) % len(g["speakers"])
+    mid = x((seg["a"] + seg["b"]) / 2)
+    drag(page, mid, g["lanes"][seg["lane"]], mid + 15, g["lanes"][other], shot=shots / "08_dragging.png")
+    expect(page.locator("#status")).to_contain_text(f"move segment to {g['speakers'][other]}", timeout=15_000)
+    assert g["speakers"][other] in sel_info(page)
+
+    # draw a new turn on the widest empty stretch of a lane
+    page.wait_for_timeout(400)
+    g = page.evaluate(GEOMETRY)
+    end = max(s["b"] for s in g["segs"])
+    gaps = []
+    for lane in range(len(g["speakers"])):
+        own = sorted((s["a"], s["b"]) for s in g["segs"] if s["lane"] == lane)
+        edges = [0.0] + [t for ab in own for t in ab] + [end]
+        gaps += [(edges[i + 1] - edges[i], edges[i], lane) for i in range(0, len(edges) - 1, 2)]
+    width, a, lane = max(gaps)
+    assert width * g["perS"] > 40, "no empty stretch to draw on"
+    n_turns = page.locator("#summary").inner_text()
+    drag(page, x(a) + 10, g["lanes"][lane], x(a + width) - 10, g["lanes"][lane])
+    expect(page.locator("#status")).to_contain_text("draw segment", timeout=15_000)
+    assert page.locator("#summary").inner_text() != n_turns
+    page.screenshot(path=str(shots / "09_drawn.png"))
+    assert not page.errors, page.errors
+
+
 def test_reload_restores_the_work(page, server, shots):
     expect = sync_api.expect
     before = page.locator("#summary").inner_text()

@@ -1,52 +1,24 @@
-"""Timeline panel: the status line, the plotly timeline (clicks select a segment or set the cursor,
-a drag zooms, a double-click shows the whole meeting) and the pan / zoom / unsure buttons.
+"""Timeline panel: the status line, the plotly timeline and the pan / zoom / unsure buttons.
+
+On the timeline a click selects a segment or sets the cursor; on a speaker lane a drag resizes,
+moves, reassigns or draws a segment (timeline.js, applied by app/gestures.py); on the waveform and
+activation rows a drag zooms; a double-click shows the whole meeting.
 Behaviour: app/timeline.py; the figure: app/figures.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
-from app import timeline
+from app import gestures, timeline
 from app.figures import FigureJSON
 from app.panels.listen import solo_clip
 from app.panels.ui import EDIT_QUEUE, UI
 from app.session import Session
 
-# attaches to the plotly div after each redraw: bar clicks select, other clicks set the cursor, zooms report
-PLOT_JS = """
-setInterval(() => {
-  const d = document.querySelector('#timeline .js-plotly-plot');
-  if (!d || !d.on || d.__pixit) return;
-  d.__pixit = true;
-  let clicked = 0;
-  d.on('plotly_click', (ev) => {
-    const p = ev && ev.points && ev.points[0];
-    if (!p) return;
-    clicked = Date.now();
-    if (p.data && p.data.type === 'bar' && p.customdata !== undefined && p.customdata !== null) {
-      trigger('segclick', {id: Number(p.customdata)});
-    } else if (typeof p.x === 'number') {
-      trigger('cursorclick', {t: p.x});
-    }
-  });
-  d.addEventListener('click', (ev) => {
-    const drag = d.querySelector('.nsewdrag');
-    const xa = d._fullLayout && d._fullLayout.xaxis;
-    if (!drag || !xa) return;
-    const bb = drag.getBoundingClientRect();
-    if (ev.clientX < bb.left || ev.clientX > bb.right || ev.clientY < bb.top || ev.clientY > bb.bottom) return;
-    const t = xa.p2d(ev.clientX - bb.left);
-    if (!isFinite(t)) return;
-    setTimeout(() => { if (Date.now() - clicked > 150) trigger('cursorclick', {t: t}); }, 120);
-  });
-  d.on('plotly_relayout', (ev) => {
-    if (!ev) return;
-    if (ev['xaxis.range[0]'] !== undefined) trigger('zoomed', {t0: ev['xaxis.range[0]'], t1: ev['xaxis.range[1]']});
-    else if (ev['xaxis.range'] !== undefined) trigger('zoomed', {t0: ev['xaxis.range'][0], t1: ev['xaxis.range'][1]});
-    else if (ev['xaxis.autorange']) trigger('zoomed', {whole: true});
-  });
-}, 300);
-"""
+# the timeline's mouse: clicks, zooms and the drag gestures (attached to the plotly div after each redraw)
+PLOT_JS = (Path(__file__).with_name("timeline.js")).read_text()
 
 
 def layout(ui: UI) -> None:
@@ -106,6 +78,14 @@ def wire(ui: UI) -> None:
     def plot_segment(S, evt: gr.EventData):
         timeline.select(S, int(evt._data["id"]))
         return ui.view(S) + (solo_clip(S, autoplay=False),)
+
+    @ui.guard
+    def plot_gesture(S, evt: gr.EventData):
+        gestures.apply_gesture(S, evt._data or {})
+        return ui.view(S) + (solo_clip(S, autoplay=False),)
+
+    ui.bridge.segdrag(plot_gesture, [], VIEW + [ui.player], api_visibility="private", trigger_mode="multiple",
+                      **EDIT_QUEUE)
 
     ui.bridge.segclick(plot_segment, [], VIEW + [ui.player], api_visibility="private", trigger_mode="multiple",
                        **EDIT_QUEUE)
