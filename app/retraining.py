@@ -38,7 +38,7 @@ def corrected_meetings(ws: Workspace) -> list[tuple[Meeting, Doc]]:
     """The meetings of `ws` with at least 2 s marked as reviewed, and their edits."""
     out = []
     for m in ws.meetings():
-        doc, _ = m.load_doc()
+        doc, _, _ = m.load_doc()
         if doc is not None and doc.reviewed and doc.reviewed_total() >= 2.0:
             out.append((m, doc))
     return out

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app import editing as E
-from app.editing import Doc, History
+from app.editing import Doc
+from app.history import History
 from app.figures import Activations
 from app.insight import unsure_places
 from app.workspace import Meeting
@@ -147,7 +148,7 @@ def store_result(S: Session, result, model: str, model_label: str, threshold: fl
             reviewed = S.history.doc.reviewed if S.history else ()
             S.history = History(E._with(original, reviewed=reviewed), original)
             note = ""
-        meeting.save_doc(S.history.doc, rid)
+        S.autosave()
     der = reference_der(S)
     msg = (f"Model **{model_label}** found {len(labels)} speaker(s), {len(segs)} turns in "
            f"{seconds:.1f} s.{note}")

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app import runs
-from app.editing import Doc, History
+from app.editing import Doc
+from app.history import History
 from app.lane import Lane
 from app.runs import RunData
 from app.timefmt import fmt_time
@@ -100,10 +101,8 @@ class Session:
                 except (OSError, ValueError, PixitError) as exc:
                     log.warning("run %s of %s unreadable: %s", rid, mid, exc)
             original = runs.model_doc(meeting, self.run)
-            doc, _ = meeting.load_doc()
-            if doc is None:
-                doc = original
-            self.history = History(doc, original)
+            doc, _, saved_history = meeting.load_doc()
+            self.history = History.from_json(doc, original, saved_history) if doc is not None else History(original)
             self.t0, self.t1 = 0.0, meeting.duration
             self.selected, self.cursor = None, 0.0
             self.ws.set_state(meeting=mid)
@@ -112,7 +111,7 @@ class Session:
     def autosave(self) -> None:
         """Write the current edits (every successful edit, undo, redo and reset calls this)."""
         rid = self.run.info["id"] if self.run else None
-        self.meeting.save_doc(self.history.doc, rid)
+        self.meeting.save_doc(self.history.doc, rid, self.history.to_json())
 
     def fix_selection(self) -> None:
         """Forget a selected segment that the document no longer has."""

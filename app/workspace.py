@@ -148,14 +148,17 @@ class Meeting:
         atomic_write_json(self.path / "meta.json", self.meta)
 
     # ---- edits (autosave)
-    def save_doc(self, doc: Doc, original_run: str | None = None) -> None:
-        atomic_write_json(self.path / "edits.json", {"saved": time.time(), "run": original_run, "doc": doc.to_json()})
+    def save_doc(self, doc: Doc, original_run: str | None = None, history: dict | None = None) -> None:
+        """The edits, atomically, with the undo history (app/history.py) that leads to them."""
+        atomic_write_json(self.path / "edits.json", {"saved": time.time(), "run": original_run, "doc": doc.to_json(),
+                                                     "history": history})
 
-    def load_doc(self) -> tuple[Doc | None, str | None]:
+    def load_doc(self) -> tuple[Doc | None, str | None, dict | None]:
+        """(doc, the run it was edited from, its saved undo history) or Nones."""
         data = _read_json(self.path / "edits.json")
         if not data:
-            return None, None
-        return Doc.from_json(data["doc"]), data.get("run")
+            return None, None, None
+        return Doc.from_json(data["doc"]), data.get("run"), data.get("history")
 
 
 class Workspace:

@@ -442,6 +442,10 @@ def test_restarted_server_restores_the_edits(tmp_path, shots, page):
             page.wait_for_function("() => document.querySelectorAll('#timeline g.barlayer path').length >= 1",
                                    timeout=20_000)
             page.screenshot(path=str(shots / "08_after_restart.png"), full_page=True)
+            page.mouse.click(5, 5)
+            page.keyboard.press("Control+z")  # the undo history came back too
+            expect(page.locator("#status")).to_contain_text("Undid: add segment", timeout=15_000)
+            expect(page.locator("#summary")).to_contain_text("0 turns", timeout=15_000)
         finally:
             demo2.close()
     finally:

@@ -3,7 +3,8 @@
 import pytest
 
 from app import editing as E
-from app.editing import Doc, EditError, History
+from app.editing import Doc, EditError
+from app.history import History
 
 
 def doc3() -> Doc:
@@ -126,6 +127,30 @@ def test_json_round_trip_and_damaged_json():
     assert back == d and back.alias("A") == "alice"
     with pytest.raises(EditError, match="damaged"):
         Doc.from_json({"duration": 1, "segments": [[1, "x", 2, "A"]]})
+
+
+def test_saved_history_brings_back_every_undo_and_redo_step():
+    """The history saved with the edits (as changes between neighbours) rebuilds the same docs."""
+    import json
+
+    h = History(doc3())
+    steps = [lambda d: E.add_segment(d, 30, 31, "A")[0], lambda d: E.rename_speaker(d, "A", "alice"),
+             lambda d: E.mark_reviewed(d, 0, 5), lambda d: E.move_segment(d, d.segments[0].id, 0.5, 2.0),
+             lambda d: E.merge_speakers(d, "alice", "B"), lambda d: E.delete_segment(d, d.segments[-1].id)]
+    docs = [h.doc]
+    for i, step in enumerate(steps):
+        docs.append(h.apply(step(h.doc), f"step {i}"))
+    h.undo()
+    h.undo()
+    back = History.from_json(h.doc, docs[0], json.loads(json.dumps(h.to_json())))
+    assert back.doc == docs[4] and back.labels() == ("step 3", "step 4")
+    assert back.redo() == "step 4" and back.doc == docs[5]
+    for k in range(5, 0, -1):
+        assert back.doc == docs[k]
+        back.undo()
+    assert back.doc == docs[0] and not back.can_undo
+    damaged = History.from_json(docs[4], docs[0], {"undo": [["x", {"drop": "?"}]]})
+    assert damaged.doc == docs[4] and not damaged.can_undo  # a damaged history is dropped, the edits stay
 
 
 def test_a_speaker_never_overlaps_themself():
