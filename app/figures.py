@@ -1,4 +1,4 @@
-"""The timeline figure: waveform overview, per-speaker lanes, activation curves, overlaps.
+"""The timeline figure: waveform overview, spectrogram, per-speaker lanes, activation curves, overlaps.
 
 The figure is written as a plain plotly JSON dict (no plotly.graph_objects validation, which is
 slow for big figures) with numeric arrays as base64 typed arrays. Every trace is decimated on the
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.editing import Doc, overlaps
+from app.spectrogram import MAX_SPAN as SPECTROGRAM_SPAN
 
 MAX_POINTS = 2000  # bins per trace (a min/max waveform has 2 values per bin)
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
@@ -123,6 +124,7 @@ class View:
     selected: int | None = None
     cursor: float | None = None
     title: str = ""
+    spectrogram: str | None = None  # image data URI of the window (app/spectrogram.py); None: too wide
 
 
 def lanes(doc: Doc) -> list[str]:
@@ -214,8 +216,20 @@ def timeline_figure(view: View) -> dict:
         lane = lane_of[s.speaker]
         shapes += [{"type": "line", "xref": "x", "x0": t, "x1": t, "yref": "y2", "y0": lane - 0.42, "y1": lane + 0.42,
                     "line": {"width": 5, "color": "#000"}} for t in (s.start, s.end)]
+    # --- the spectrogram row: an image stretched over the window, or why there is none
+    traces.append({"type": "scatter", "mode": "markers", "x": [t0, t1], "y": [0, 1], "yaxis": "y4",
+                   "marker": {"opacity": 0}, "hoverinfo": "skip", "showlegend": False, "name": "spectrogram"})
+    images, notes = [], []
+    if view.spectrogram:
+        images.append({"source": view.spectrogram, "xref": "x", "yref": "y4", "x": t0, "y": 1, "sizex": t1 - t0,
+                       "sizey": 1, "sizing": "stretch", "xanchor": "left", "yanchor": "top", "layer": "below"})
+    else:
+        notes.append({"text": f"zoom in to {SPECTROGRAM_SPAN / 60:.0f} min or less to see the spectrogram",
+                      "xref": "paper", "yref": "y4", "x": 0.5, "y": 0.5, "showarrow": False,
+                      "font": {"size": 12, "color": "#888"}})
     layout = {
-        "height": 260 + 30 * nl,
+        "height": 330 + 30 * nl,
+        "images": images, "annotations": notes,
         # what the browser's gesture code hit-tests against (app/panels/timeline.js)
         "meta": {"speakers": speakers, "duration": doc.duration,
                  "segs": [[s.id, s.start, s.end, lane_of[s.speaker]] for s in segs]},
@@ -226,13 +240,15 @@ def timeline_figure(view: View) -> dict:
         "showlegend": False,
         "xaxis": {"range": [t0, t1], "title": {"text": "time (s)"}, "showgrid": True, "zeroline": False,
                   "anchor": "y3"},
-        "yaxis": {"domain": [0.78, 1.0], "range": [-1.05, 1.05], "fixedrange": True, "title": {"text": "wave"},
+        "yaxis": {"domain": [0.87, 1.0], "range": [-1.05, 1.05], "fixedrange": True, "title": {"text": "wave"},
                   "showticklabels": False, "zeroline": False},
-        "yaxis2": {"domain": [0.27, 0.76], "range": [nl - 0.5, -0.5], "fixedrange": True,
+        "yaxis4": {"domain": [0.71, 0.855], "range": [0, 1], "fixedrange": True, "title": {"text": "spectrum"},
+                   "showticklabels": False, "showgrid": False, "zeroline": False},
+        "yaxis2": {"domain": [0.25, 0.695], "range": [nl - 0.5, -0.5], "fixedrange": True,
                    "tickmode": "array", "tickvals": list(range(nl)),
                    "ticktext": [f"{i + 1}: {n}" if i < len(speakers) else n for i, n in enumerate(lane_names)],
                    "showgrid": False, "zeroline": False},
-        "yaxis3": {"domain": [0.0, 0.25], "range": [-0.02, 1.02], "fixedrange": True,
+        "yaxis3": {"domain": [0.0, 0.23], "range": [-0.02, 1.02], "fixedrange": True,
                    "title": {"text": "activation"}, "zeroline": False},
         "shapes": shapes,
     }

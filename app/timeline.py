@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from app import editing as E
 from app.figures import MAX_POINTS, View, empty_figure, timeline_figure, waveform_window
 from app.insight import next_place
+from app.spectrogram import MAX_SPAN as SPECTROGRAM_SPAN, image_data_uri, window_spectrogram
 from app.timefmt import fmt_time
 from app.workspace import PEAK_BLOCK
 from core.errors import PixitError
@@ -114,15 +115,19 @@ def figure(S: Session) -> dict:
         at = ay = None
         if S.run is not None and S.run.acts is not None:
             at, ay = S.run.acts.window(S.t0, S.t1, MAX_POINTS)
-        cached = (key, (wt, wy, at, ay))
+        spec = None
+        if S.t1 - S.t0 <= SPECTROGRAM_SPAN:
+            spec = image_data_uri(window_spectrogram(S.meeting.samples(int(S.t0 * 16000), int(S.t1 * 16000)), 16000))
+        cached = (key, (wt, wy, at, ay, spec))
         S.cache["window"] = cached
-    wt, wy, at, ay = cached[1]
+    wt, wy, at, ay, spec = cached[1]
     run = S.run
     view = View(
         doc=S.doc, t0=S.t0, t1=S.t1, wave_t=wt, wave_y=wy, act_t=at, act_y=ay,
         act_labels=run.acts.labels if run and run.acts else [],
         threshold=run.acts.threshold if run and run.acts else 0.5,
         unsure=run.unsure if run else [], selected=S.selected, cursor=S.cursor,
+        spectrogram=spec,
         title=f"{S.meeting.name} - view {fmt_time(S.t0)}-{fmt_time(S.t1)} of {fmt_time(S.meeting.duration)}",
     )
     return timeline_figure(view)

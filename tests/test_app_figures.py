@@ -98,3 +98,27 @@ def test_nearby_cues_are_joined():
     act[600:640, 0] = 0.5
     places = unsure_places(act, 0.0, 0.016, 0.5, [], None, 16000, ["A"])
     assert [(round(a, 2), round(b, 2)) for a, b, *_ in places] == [(1.6, 2.72), (9.6, 10.24)]
+
+
+def test_spectrogram_of_the_window_shows_a_tone_where_and_when_it_plays():
+    from app.spectrogram import ROWS, image_data_uri, window_spectrogram
+
+    sr = 16000
+    t = np.arange(sr * 20) / sr
+    x = (0.3 * np.sin(2 * np.pi * 1000 * t) * (t >= 10)).astype(np.float32)  # silence, then a 1 kHz tone
+    x += 1e-4 * np.random.default_rng(0).standard_normal(len(t)).astype(np.float32)
+    im = window_spectrogram(x, sr, columns=200)
+    assert im.shape == (ROWS, 200) and im.dtype == np.uint8
+    mel = lambda f: 2595 * np.log10(1 + f / 700)  # noqa: E731
+    expected_row = ROWS - 1 - int((mel(1000) - mel(sr / 512)) / (mel(sr / 2) - mel(sr / 512)) * ROWS)
+    assert abs(int(np.argmax(im[:, 150])) - expected_row) <= 2  # the tone's band, bottom = low
+    assert im[:, 150].max() >= 250 and im[:, 50].max() < 80  # loud while it plays, dark before
+    assert image_data_uri(im).startswith("data:image/jpeg;base64,")
+
+
+def test_the_figure_shows_the_spectrogram_or_says_to_zoom_in():
+    doc = E.new_doc(600.0, [(1, 2, "A")])
+    near = timeline_figure(View(doc=doc, t0=0, t1=30, spectrogram="data:image/jpeg;base64,xx"))["layout"]
+    assert near["images"][0]["source"].startswith("data:image/jpeg") and near["images"][0]["sizex"] == 30
+    far = timeline_figure(View(doc=doc, t0=0, t1=600))["layout"]
+    assert not far["images"] and "zoom in to 5 min" in far["annotations"][0]["text"]
