@@ -70,7 +70,9 @@ def layout(ui: UI) -> None:
     with gr.Accordion("Keyboard shortcuts", open=True, elem_id="shortcuts"):
         gr.Markdown("| key | action |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in SHORTCUTS)
                     + "\n\nKeys work when the cursor is not in a text field. Click on the timeline to set"
-                      " the cursor; drag to zoom; double-click to see the whole meeting.")
+                      " the cursor. On a speaker's lane, drag a segment's edge to resize it, its body to move"
+                      " it (onto another lane to reassign it), an empty stretch to draw one (Alt: no snapping)."
+                      " Drag on the waveform to zoom; double-click to see the whole meeting.")
 
 
 def apply_key(S: Session, action: str, t):
