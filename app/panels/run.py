@@ -13,14 +13,15 @@ from core.errors import Cancelled, PixitError
 
 
 def layout(ui: UI) -> None:
-    ui.spk_mode = gr.Radio(["auto", "fixed", "bounds"], value="auto", label="Number of speakers", elem_id="spk_mode")
-    with gr.Row():
-        ui.n_spk = gr.Number(value=2, precision=0, label="fixed", minimum=1, maximum=20, min_width=60)
-        ui.min_spk = gr.Number(value=1, precision=0, label="min", minimum=1, maximum=20, min_width=60)
-        ui.max_spk = gr.Number(value=4, precision=0, label="max", minimum=1, maximum=20, min_width=60)
-    with gr.Row():
+    """The toolbar's run part: the speaker-count mode and its numbers, Run and Stop, in one line."""
+    ui.spk_mode = gr.Radio(["auto", "fixed", "bounds"], value="auto", label="Speakers", elem_id="spk_mode",
+                           scale=0, min_width=270)
+    ui.n_spk = gr.Number(value=2, precision=0, label="fixed", minimum=1, maximum=20, min_width=72, scale=0)
+    ui.min_spk = gr.Number(value=1, precision=0, label="min", minimum=1, maximum=20, min_width=72, scale=0)
+    ui.max_spk = gr.Number(value=4, precision=0, label="max", minimum=1, maximum=20, min_width=72, scale=0)
+    with gr.Column(scale=0, min_width=110, elem_id="run_col"):
         ui.run_btn = gr.Button("Run model", variant="primary", elem_id="run_btn")
-        ui.stop_btn = gr.Button("Stop", variant="stop", elem_id="stop_btn")
+        ui.stop_btn = gr.Button("Stop", variant="stop", size="sm", elem_id="stop_btn")
 
 
 def speaker_kwargs(mode: str, n, lo, hi) -> dict:
