@@ -142,7 +142,7 @@ def store_result(S: Session, result, model: str, model_label: str, threshold: fl
             # the separated tracks / curves now come from this run: map its labels to themselves
             doc = S.history.doc
             S.history.doc = E._with(doc, aliases=tuple((m, m) for m in labels))
-            note = " Your edits were kept; **Reset to model output** shows the new output."
+            note = " Your edits were kept; **Reset to model** shows the new output."
         else:
             reviewed = S.history.doc.reviewed if S.history else ()
             S.history = History(E._with(original, reviewed=reviewed), original)
