@@ -151,6 +151,8 @@ def store_result(S: Session, result, model: str, model_label: str, threshold: fl
     der = reference_der(S)
     msg = (f"Model **{model_label}** found {len(labels)} speaker(s), {len(segs)} turns in "
            f"{seconds:.1f} s.{note}")
+    if result.speaker_note:
+        msg += f" **Fewer speakers than asked:** {result.speaker_note}."
     if der:
         msg += f" DER against the demo's reference RTTM: **{100 * der['der']:.1f}%**."
     S.message = msg

@@ -1,6 +1,7 @@
 """Per-session workspace, autosave/restore, safe names, and the Session logic without gradio."""
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,6 +167,17 @@ def test_a_separated_clip_plays_as_loud_as_the_mixture_and_exports_do_not_change
     exported = sf.read(io.BytesIO(zipfile.ZipFile(exports.export_tracks(S)).read(name)))[0]
     a, b = int(seg.start * 16000), int(seg.end * 16000)
     assert np.sqrt((exported[a:b] ** 2).mean()) == pytest.approx(0.05, rel=0.1)  # the model's level
+
+
+def test_fixed_speakers_on_the_real_sample_says_why_fewer_came_out(settings):
+    """Issue 15: 'fixed: 2 speakers' on the real two-speaker sample gave 1 speaker without a word.
+    Through the app's run (the shipped model): 2 speakers, or the status line says why not."""
+    real = Path(__file__).resolve().parents[1] / "assets" / "real" / "sample.wav"
+    S = Session(settings, new_session_id())
+    meetings.add_audio(S, real, "sample.wav")
+    runs.run_model(S, "default", "default", num_speakers=2)
+    found = len(S.run.info["labels"])
+    assert found == 2 or f"**Fewer speakers than asked:** 2 speakers asked for, {found} found: " in S.message
 
 
 def test_split_reviewed_holds_out_the_end():
