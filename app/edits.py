@@ -132,8 +132,10 @@ def import_rttm(S: Session, path: str | Path) -> str:
         labels = sorted({E.check_speaker(lab) for *_, lab in segs})
     except EditError as exc:
         raise EditError(f"{Path(path).name}: {exc}") from None
+    from app.runs import aliases_by_overlap
+
     new = E._with(E.new_doc(m.duration, segs, speakers=labels), reviewed=doc.reviewed,
-                  next_id=doc.next_id + len(segs) + 1, aliases=doc.aliases)
+                  next_id=doc.next_id + len(segs) + 1, aliases=aliases_by_overlap(S.history.original, segs))
     # keep ids unique across undo: renumber from next_id
     base = doc.next_id
     new = E._with(new, segments=tuple(E.Seg(base + i, s.start, s.end, s.speaker) for i, s in enumerate(new.segments)))

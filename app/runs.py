@@ -159,6 +159,27 @@ def store_result(S: Session, result, model: str, model_label: str, threshold: fl
     return msg
 
 
+def aliases_by_overlap(model: Doc, turns: list[tuple[float, float, str]]) -> tuple[tuple[str, str], ...]:
+    """Each model speaker named after the speaker of `turns` (an imported RTTM) whose turns it
+    overlaps most, one to one (Hungarian): after an import the activation curves, their colours
+    and the separated tracks follow the lane they match. A model speaker that matches nobody keeps
+    its own name (it then has no lane)."""
+    from scipy.optimize import linear_sum_assignment
+
+    labels = [m for m, _ in model.aliases]
+    names = sorted({spk for *_, spk in turns})
+    overlap = np.zeros((len(labels), len(names)))
+    for i, m in enumerate(labels):
+        a = np.array([(s.start, s.end) for s in model.segments if s.speaker == m]).reshape(-1, 2)
+        for j, name in enumerate(names):
+            b = np.array([(s, e) for s, e, spk in turns if spk == name]).reshape(-1, 2)
+            inter = np.minimum(a[:, None, 1], b[None, :, 1]) - np.maximum(a[:, None, 0], b[None, :, 0])
+            overlap[i, j] = np.clip(inter, 0, None).sum()
+    rows, cols = linear_sum_assignment(-overlap)
+    match = {labels[i]: names[j] for i, j in zip(rows, cols) if overlap[i, j] > 0}
+    return tuple((m, match.get(m, m)) for m in labels)
+
+
 def reference_der(S: Session) -> dict | None:
     """DER of the model output against a shipped reference RTTM (the demo), if any."""
     from app.exports import to_annotation

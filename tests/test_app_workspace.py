@@ -180,6 +180,26 @@ def test_fixed_speakers_on_the_real_sample_says_why_fewer_came_out(settings):
     assert found == 2 or f"**Fewer speakers than asked:** 2 speakers asked for, {found} found: " in S.message
 
 
+def test_after_an_import_the_curves_and_tracks_follow_the_matching_lanes(settings, wav, tmp_path):
+    """Issue 15 item 7: after importing an RTTM the activation colours matched lane numbers, not
+    speakers. Each model speaker now follows the imported speaker it overlaps most."""
+    S = Session(settings, new_session_id())
+    meetings.add_audio(S, wav, "a.wav")
+    runs.store_result(S, synthetic_result(30.0, 10, 2), "m", "m")
+    rename = {"SPEAKER_00": "zed", "SPEAKER_01": "amy"}  # sorted on import: amy's lane comes first
+    rttm = tmp_path / "ref.rttm"
+    rttm.write_text("".join(f"SPEAKER a 1 {s.start:.3f} {s.duration:.3f} <NA> <NA> {rename[s.speaker]} <NA> <NA>\n"
+                            for s in S.doc.segments))
+    edits.import_rttm(S, rttm)
+    assert list(S.doc.speakers) == ["amy", "zed"] and S.doc.alias("SPEAKER_00") == "zed"
+    assert S.doc.tracks_of("zed") == ["SPEAKER_00"]  # 'Listen to zed' plays the matching track
+    traces = timeline.figure(S)["data"]
+    lane = {t["name"].split(": ", 1)[1]: t["marker"]["color"] for t in traces if t.get("yaxis") == "y2"
+            and ": " in t["name"]}
+    curves = {t["name"][:-len(" activation")]: t["line"]["color"] for t in traces if t["name"].endswith(" activation")}
+    assert curves == {"zed": lane["zed"], "amy": lane["amy"]} and lane["zed"] != lane["amy"]
+
+
 def test_split_reviewed_holds_out_the_end():
     assert split_reviewed([(0, 80), (100, 120)], 0.2) == ([(0, 80)], [(100, 120)])
     train, held = split_reviewed([(0, 100)], 0.2)
