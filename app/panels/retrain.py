@@ -55,7 +55,8 @@ def wire(ui: UI) -> None:
                 raise PixitError("open a meeting first")
             if not retraining.corrected_meetings(S.ws):
                 raise PixitError("no corrected meeting yet: review part of a meeting, mark it as reviewed "
-                                 "(Edit tab > 'Mark view as reviewed' or key R), then retrain")
+                                 "(tab 'Edit speakers, reviewed part' > 'Mark view as reviewed', or key R), "
+                                 "then retrain")
             try:
                 numbers = float(lr_), int(steps_), float(heldout_) / 100.0
             except (TypeError, ValueError):
