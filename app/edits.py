@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from app import editing as E
 from app.editing import EditError
+from app.runs import aliases_by_overlap
 from core.errors import PixitError
 
 if TYPE_CHECKING:
@@ -132,8 +133,6 @@ def import_rttm(S: Session, path: str | Path) -> str:
         labels = sorted({E.check_speaker(lab) for *_, lab in segs})
     except EditError as exc:
         raise EditError(f"{Path(path).name}: {exc}") from None
-    from app.runs import aliases_by_overlap
-
     new = E._with(E.new_doc(m.duration, segs, speakers=labels), reviewed=doc.reviewed,
                   next_id=doc.next_id + len(segs) + 1, aliases=aliases_by_overlap(S.history.original, segs))
     # keep ids unique across undo: renumber from next_id
