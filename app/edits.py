@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from app import editing as E
 from app.editing import EditError
+from app.runs import aliases_by_overlap
 from core.errors import PixitError
 
 if TYPE_CHECKING:
@@ -136,7 +137,7 @@ def import_rttm(S: Session, path: str | Path) -> str:
     except EditError as exc:
         raise EditError(f"{Path(path).name}: {exc}") from None
     new = E._with(E.new_doc(m.duration, segs, speakers=labels), reviewed=doc.reviewed,
-                  next_id=doc.next_id + len(segs) + 1, aliases=doc.aliases)
+                  next_id=doc.next_id + len(segs) + 1, aliases=aliases_by_overlap(S.history.original, segs))
     # keep ids unique across undo: renumber from next_id
     base = doc.next_id
     new = E._with(new, segments=tuple(E.Seg(base + i, s.start, s.end, s.speaker) for i, s in enumerate(new.segments)))

@@ -200,7 +200,7 @@ def timeline_figure(view: View) -> dict:
         x = _arr(view.act_t)
         for k, label in enumerate(view.act_labels):
             current = doc.alias(label) or label
-            i = speakers.index(current) if current in speakers else k
+            i = speakers.index(current) if current in speakers else len(speakers) + k  # no lane: a colour no lane has
             traces.append({"type": "scatter", "mode": "lines", "name": f"{current} activation", "yaxis": "y3",
                            "x": x, "y": _arr(view.act_y[:, k]), "line": {"width": 1.2, "color": color_of(i)}, "opacity": 0.8,
                            "hovertemplate": f"{current} (model {label}) %{{y:.2f}}<extra></extra>",

@@ -25,46 +25,67 @@ from app.registry import Sessions  # noqa: E402
 from app.session import Settings  # noqa: E402
 from app.workspace import default_root, drop_stale_clips  # noqa: E402
 
-HELP = """**How to use:** ① *Open demo meeting* or upload a recording → ② **Run model** → ③ click a
-segment on the timeline (or in the table) to select it, listen, fix it (buttons or keys below) →
-④ *Mark view as reviewed* → ⑤ **Export** or **Retrain** on your corrections. Everything is saved as you go."""
+HELP = """**PixIT Workbench** · ① *Open demo meeting* or upload → ② **Run model** → ③ click a segment, listen,
+fix it on the right → ④ *Mark view as reviewed* → ⑤ **Export** or **Retrain**. Saved as you go."""
 
 CSS = """
+#header { font-size: 0.85em; line-height: 1.35; }
+#header p { margin: 0; }
+#toolbar { align-items: stretch; }
+#upload [data-testid="upload-icon"] { display: none; }
+#upload [data-testid="upload-text"] { padding-top: 1.2em; font-size: 0.9em; }
+#upload .or { display: inline; margin: 0 0.3em; }
+#demo_btn { min-height: 100%; border: 2px solid var(--button-primary-border-color); }
+#run_col { gap: 4px; }
+#spk_mode { min-width: 270px !important; }
+#spk_mode .wrap { flex-wrap: nowrap; gap: 4px; }
+#spk_mode label { padding: 4px 8px; }
+#run_btn { flex-grow: 1; }
+#inspector { gap: 6px; }
+#inspector button { padding-left: 4px; padding-right: 4px; white-space: nowrap; }
+#sel_info { min-height: 3.6em; font-size: 0.9em; }
 .pixit-player { padding: 6px 8px; border: 1px solid var(--border-color-primary); border-radius: 8px; }
-.pixit-player audio { width: 100%; }
+.pixit-player audio { width: 100%; height: 36px; }
 .pp-title { font-size: 0.85em; margin-bottom: 4px; color: var(--body-text-color-subdued); }
-#status { min-height: 2.2em; }
+#status { min-height: 1.6em; }
+#pan_l, #zoom_in, #zoom_out, #pan_r, #whole, #prev_unsure, #next_unsure { min-width: 0 !important; }
 #shortcuts table { font-size: 0.85em; }
 .pixit-exports ul { margin: 4px 0 0 1.2em; padding: 0; }
 """
 
 
 def _layout(ui: UI) -> None:
-    """Place the panels: meetings, model and run on the left; timeline, players and the tabs on the right."""
-    gr.Markdown("## PixIT Workbench: who spoke when, and what each speaker said on their own track")
-    gr.Markdown(HELP)
-    with gr.Row():
-        with gr.Column(scale=1, min_width=300):
-            meetings.layout(ui)
-            with gr.Group():
-                models.layout_picker(ui)
-                run.layout(ui)
-            meetings.layout_summary(ui)
-            keys.layout(ui)
-        with gr.Column(scale=3):
+    """Place the panels for a laptop screen (1366x768) and up: one toolbar (meetings, model,
+    speakers, Run) at the top; below it the timeline with the compare player, and beside it the
+    selected segment's inspector with the main player, all visible without scrolling; the less
+    frequent panels in tabs underneath."""
+    gr.Markdown(HELP, elem_id="header")
+    with gr.Row(elem_id="toolbar", equal_height=True):
+        meetings.layout(ui)
+        models.layout_picker(ui)
+        run.layout(ui)
+    with gr.Row(elem_id="workbench"):
+        with gr.Column(scale=4, min_width=640):
             timeline.layout(ui)
-            listen.layout(ui)
-            with gr.Tabs():
-                with gr.Tab("Edit", id="edit"):
-                    edit.layout(ui)
-                    speakers.layout(ui)
-                    review.layout(ui)
-                with gr.Tab("Segments", id="segments"):
-                    segments.layout(ui)
-                with gr.Tab("Import / Export", id="export"):
-                    export.layout(ui)
-                with gr.Tab("Retrain", id="retrain"):
-                    retrain.layout(ui)
+            listen.layout_compare(ui)
+            meetings.layout_summary(ui)
+        with gr.Column(scale=1, min_width=340, elem_id="inspector"):
+            edit.layout(ui)
+            listen.layout_player(ui)
+    with gr.Tabs():
+        with gr.Tab("Edit speakers, reviewed part", id="edit"):
+            speakers.layout(ui)
+            review.layout(ui)
+        with gr.Tab("Segments", id="segments"):
+            segments.layout(ui)
+        with gr.Tab("Import / Export", id="export"):
+            export.layout(ui)
+        with gr.Tab("Retrain", id="retrain"):
+            retrain.layout(ui)
+        with gr.Tab("Model by name", id="model"):
+            models.layout_by_name(ui)
+        with gr.Tab("Keyboard shortcuts", id="keys"):
+            keys.layout(ui)
     # the keyboard and the timeline's clicks and zooms reach Python through this hidden element
     ui.bridge = gr.HTML("", visible="hidden", js_on_load=keys.KEYS_JS + timeline.PLOT_JS, elem_id="bridge")
 
@@ -81,7 +102,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
     ui = UI(settings, registry, access, render=render_view, render_lists=render_lists)
 
     # Gradio deletes its temporary files (uploads nobody used) older than an hour, every 10 minutes
-    with gr.Blocks(title="PixIT Workbench", delete_cache=(600, 3600)) as demo:
+    with gr.Blocks(title="PixIT Workbench", delete_cache=(600, 3600), fill_width=True) as demo:
         demo.pixit_registry = registry  # for tests and the benchmark
         demo.pixit_access = access
         _layout(ui)

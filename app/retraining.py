@@ -53,7 +53,7 @@ def build_manifests(ws: Workspace, out: Path, heldout: float = 0.2) -> tuple[Pat
     meetings = corrected_meetings(ws)
     if not meetings:
         raise PixitError("no corrected meeting yet: review part of a meeting and mark it as reviewed "
-                         "(Edit tab > 'Mark view as reviewed', or key R) before retraining")
+                         "(tab 'Edit speakers, reviewed part' > 'Mark view as reviewed', or key R) before retraining")
     out.mkdir(parents=True, exist_ok=True)
     train_rows, held_rows, notes = ["audio,rttm,uem"], ["audio,rttm,uem"], []
     for m, doc in meetings:

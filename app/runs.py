@@ -143,7 +143,7 @@ def store_result(S: Session, result, model: str, model_label: str, threshold: fl
             # the separated tracks / curves now come from this run: map its labels to themselves
             doc = S.history.doc
             S.history.doc = E._with(doc, aliases=tuple((m, m) for m in labels))
-            note = " Your edits were kept; **Reset to model output** shows the new output."
+            note = " Your edits were kept; **Reset to model** shows the new output."
         else:
             reviewed = S.history.doc.reviewed if S.history else ()
             S.history = History(E._with(original, reviewed=reviewed), original)
@@ -152,10 +152,33 @@ def store_result(S: Session, result, model: str, model_label: str, threshold: fl
     der = reference_der(S)
     msg = (f"Model **{model_label}** found {len(labels)} speaker(s), {len(segs)} turns in "
            f"{seconds:.1f} s.{note}")
+    if result.speaker_note:
+        msg += f" **Fewer speakers than asked:** {result.speaker_note}."
     if der:
         msg += f" DER against the demo's reference RTTM: **{100 * der['der']:.1f}%**."
     S.message = msg
     return msg
+
+
+def aliases_by_overlap(model: Doc, turns: list[tuple[float, float, str]]) -> tuple[tuple[str, str], ...]:
+    """Each model speaker named after the speaker of `turns` (an imported RTTM) whose turns it
+    overlaps most, one to one (Hungarian): after an import the activation curves, their colours
+    and the separated tracks follow the lane they match. A model speaker that matches nobody keeps
+    its own name (it then has no lane)."""
+    from scipy.optimize import linear_sum_assignment
+
+    labels = [m for m, _ in model.aliases]
+    names = sorted({spk for *_, spk in turns})
+    overlap = np.zeros((len(labels), len(names)))
+    for i, m in enumerate(labels):
+        a = np.array([(s.start, s.end) for s in model.segments if s.speaker == m]).reshape(-1, 2)
+        for j, name in enumerate(names):
+            b = np.array([(s, e) for s, e, spk in turns if spk == name]).reshape(-1, 2)
+            inter = np.minimum(a[:, None, 1], b[None, :, 1]) - np.maximum(a[:, None, 0], b[None, :, 0])
+            overlap[i, j] = np.clip(inter, 0, None).sum()
+    rows, cols = linear_sum_assignment(-overlap)
+    match = {labels[i]: names[j] for i, j in zip(rows, cols) if overlap[i, j] > 0}
+    return tuple((m, match.get(m, m)) for m in labels)
 
 
 def reference_der(S: Session) -> dict | None:

@@ -65,7 +65,7 @@ class Session:
         self.selected: int | None = None
         self.cursor: float = 0.0
         self.solo: str = "mixture"  # what 'Listen to' plays: a click on a segment plays it too
-        self.message = "Start here: click **Open demo meeting** (left) or upload a recording."
+        self.message = "Start here: click **Open demo meeting** (top left) or upload a recording."
         self.cache: dict = {}  # what panels derive from the open meeting and its run (dropped with them)
         mid = self.ws.state().get("meeting")
         if mid:

@@ -117,6 +117,7 @@ def synthetic_result(duration: float, n_segments: int, n_speakers: int = 4, seed
             sources[a:b, k] = 0.05 * rng.standard_normal(b - a).astype(np.float32)
     return SimpleNamespace(
         uri="bench", annotation=ann, labels=labels, sources=sources, sample_rate=16000, duration=duration,
+        speaker_note="",
         activations=SlidingWindowFeature(act, SlidingWindow(start=0.0, duration=frame_step, step=frame_step)),
     )
 

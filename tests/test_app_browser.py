@@ -271,6 +271,45 @@ def test_timeline_gestures(page, server, shots):
     assert not page.errors, page.errors
 
 
+def test_laptop_layout_needs_no_scrolling(page, server, shots):
+    """At 1366x768 (a laptop) Run and the demo button are on screen before and after opening the
+    demo, and after a run so are the whole timeline and the selected segment's inspector; 1440x900
+    is shot too."""
+    url, _ = server
+    context = page.context.browser.new_context(viewport={"width": 1366, "height": 768})
+    laptop = context.new_page()
+
+    def on_screen(*selectors: str) -> None:
+        assert laptop.evaluate("() => window.scrollY") == 0
+        for sel in selectors:
+            box = laptop.locator(sel).first.bounding_box()
+            assert box and box["width"] > 0 and box["height"] > 0, sel
+            assert box["x"] >= 0 and box["y"] >= 0, (sel, box)
+            assert box["x"] + box["width"] <= 1366 and box["y"] + box["height"] <= 768, (sel, box)
+
+    try:
+        laptop.goto(url)
+        laptop.wait_for_selector("#demo_btn", timeout=30_000)
+        on_screen("#run_btn", "#demo_btn")
+        border = laptop.locator("#demo_btn").evaluate("b => getComputedStyle(b).borderTopWidth")
+        assert float(border.rstrip("px")) >= 1, border  # a button, not a group's heading
+        laptop.locator("#demo_btn").click()
+        sync_api.expect(laptop.locator("#status")).to_contain_text("Opened the demo meeting", timeout=60_000)
+        laptop.locator("#run_btn").click()
+        sync_api.expect(laptop.locator("#status")).to_contain_text("found", timeout=150_000)
+        laptop.locator("#next_btn").click()
+        sync_api.expect(laptop.locator("#sel_info")).to_contain_text("Selected segment", timeout=15_000)
+        laptop.wait_for_timeout(500)  # the last redraw of the timeline
+        on_screen("#run_btn", "#demo_btn", "#timeline .js-plotly-plot", "#sel_info", "#sel_start", "#sel_end",
+                  "#sel_speaker", "#apply_btn", "#split_btn", "#delete_btn", "#undo_btn", "#next_btn", "#player")
+        laptop.screenshot(path=str(shots / "10_layout_1366x768.png"))
+        laptop.set_viewport_size({"width": 1440, "height": 900})
+        laptop.wait_for_timeout(500)
+        laptop.screenshot(path=str(shots / "10_layout_1440x900.png"))
+    finally:
+        context.close()
+
+
 def test_reload_restores_the_work(page, server, shots):
     expect = sync_api.expect
     before = page.locator("#summary").inner_text()

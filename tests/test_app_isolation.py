@@ -8,6 +8,7 @@ Gradio hands out."""
 
 import re
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -292,10 +293,38 @@ def test_one_model_job_per_session_at_a_time(app):
         other = Client(app["url"], verbose=False, download_files=False)  # another session is not refused
         other.predict(handle_file(str(app["meeting"]["audio"])), api_name="/upload_meeting")
         second = other.submit("startup", "", "auto", 2, 1, 4, api_name="/run_model")
+        # it waits for the model worker, and its status line says so in words (not "queue: 1/1")
+        waiting = "is waiting for a free worker (another session's model run is using it)"
+        deadline = time.time() + 60
+        while time.time() < deadline and not any(waiting in str(o[1]) for o in second.outputs()):
+            time.sleep(0.05)
+        assert any(waiting in str(o[1]) for o in second.outputs()), second.outputs()
     finally:
         c.predict(api_name="/stop")
         first.result()
     assert "found" in second.result()[1]
+
+
+def test_a_job_says_what_it_waits_for():
+    """A model job waiting for the shared worker names what holds it; Stop ends the wait."""
+    from app.jobs import Job, Worker
+    from core.errors import Cancelled
+
+    worker, release = Worker(), threading.Event()
+    retraining = Job(lambda p, st: release.wait(30), threading.Event(), worker, ("alice", "retraining"))
+    mine = Job(lambda p, st: "ran", threading.Event(), worker, ("alice", "model run"))
+    theirs = Job(lambda p, st: "ran", threading.Event(), worker, ("bob", "model run"))
+    deadline = time.time() + 10
+    while time.time() < deadline and not (mine.msg.startswith("waiting") and theirs.msg.startswith("waiting")):
+        time.sleep(0.01)
+    assert retraining.waiting is False and mine.waiting and theirs.waiting
+    assert mine.msg == "waiting for another job of this session (retraining) to finish"
+    assert theirs.msg == "waiting for a free worker (another session's retraining is using it)"
+    theirs.cancel()
+    with pytest.raises(Cancelled):
+        theirs.outcome()
+    release.set()
+    assert mine.thread.join(10) is None and mine.outcome() == "ran" and not mine.waiting
 
 
 def test_uploads_leave_nothing_in_gradios_folder(app):

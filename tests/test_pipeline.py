@@ -102,10 +102,22 @@ def test_speaker_count_options():
     with pytest.warns(UserWarning, match="num_speakers=5"):
         result = pipe(audio, num_speakers=5)
     assert any("num_speakers=5" in w for w in result.warnings)
-    assert len(result.labels) <= 5
+    assert len(result.labels) <= 3
+    assert result.speaker_note.startswith(f"5 speakers asked for, {len(result.labels)} found: only ")
+    assert result.speaker_note in result.warnings and pipe(audio).speaker_note == ""  # auto: nothing asked
     for bad in ({"num_speakers": 0}, {"min_speakers": 3, "max_speakers": 2}, {"num_speakers": 2, "max_speakers": 1}):
         with pytest.raises(PixitError):
             pipe(audio, **bad)
+
+
+def test_a_speaker_shortfall_says_why():
+    from core.pipeline.runner import speaker_shortfall
+
+    assert speaker_shortfall(2, 2, 1, 0.5, 0.1) == (
+        "2 speakers asked for, 1 found: 1 of the 2 speaker clusters never had speech above the activation "
+        "threshold 0.5 for 0.1 s (the model heard that voice as one with the others)")
+    assert speaker_shortfall(3, 1, 1, 0.5, 0.1).startswith("3 speakers asked for, 1 found: only 1 speaker cluster")
+    assert speaker_shortfall(2, 2, 2, 0.5, 0.1) == speaker_shortfall(None, 2, 1, 0.5, 0.1) == ""
 
 
 def test_clustering_subset_for_many_embeddings(monkeypatch):

@@ -15,24 +15,27 @@ from app.session import Session
 
 
 def layout(ui: UI) -> None:
+    """The inspector, a narrow column beside the timeline: fields two by two, buttons small."""
     ui.sel_info = gr.Markdown("No segment selected.", elem_id="sel_info")
     with gr.Row():
-        ui.sel_start = gr.Number(label="start (s)", precision=3, elem_id="sel_start")
-        ui.sel_end = gr.Number(label="end (s)", precision=3, elem_id="sel_end")
-        ui.sel_speaker = gr.Dropdown(label="speaker", choices=[], allow_custom_value=True, elem_id="sel_speaker")
-        ui.cursor = gr.Number(label="cursor (s)", precision=3, elem_id="cursor")
+        ui.sel_start = gr.Number(label="start (s)", precision=3, elem_id="sel_start", min_width=140)
+        ui.sel_end = gr.Number(label="end (s)", precision=3, elem_id="sel_end", min_width=140)
+        ui.sel_speaker = gr.Dropdown(label="speaker", choices=[], allow_custom_value=True, elem_id="sel_speaker",
+                                     min_width=140)
+        ui.cursor = gr.Number(label="cursor (s)", precision=3, elem_id="cursor", min_width=140)
     with gr.Row():
-        ui.apply_btn = gr.Button("Apply start/end", elem_id="apply_btn")
-        ui.speaker_btn = gr.Button("Set speaker", elem_id="speaker_btn")
-        ui.split_btn = gr.Button("Split at cursor", elem_id="split_btn")
-        ui.delete_btn = gr.Button("Delete", variant="stop", elem_id="delete_btn")
-        ui.add_btn = gr.Button("Add as new segment", elem_id="add_btn")
+        ui.apply_btn = gr.Button("Apply start/end", size="sm", elem_id="apply_btn", min_width=90)
+        ui.speaker_btn = gr.Button("Set speaker", size="sm", elem_id="speaker_btn", min_width=80)
+        ui.split_btn = gr.Button("Split at cursor", size="sm", elem_id="split_btn", min_width=90)
     with gr.Row():
-        ui.prev_btn = gr.Button("◀ previous segment", size="sm", elem_id="prev_btn")
-        ui.next_btn = gr.Button("next segment ▶", size="sm", elem_id="next_btn")
-        ui.undo_btn = gr.Button("Undo", size="sm", elem_id="undo_btn")
-        ui.redo_btn = gr.Button("Redo", size="sm", elem_id="redo_btn")
-        ui.reset_btn = gr.Button("Reset to model output", size="sm", elem_id="reset_btn")
+        ui.add_btn = gr.Button("Add as new segment", size="sm", elem_id="add_btn", min_width=120)
+        ui.delete_btn = gr.Button("Delete", size="sm", variant="stop", elem_id="delete_btn", min_width=60)
+        ui.reset_btn = gr.Button("Reset to model", size="sm", elem_id="reset_btn", min_width=60)
+    with gr.Row():
+        ui.prev_btn = gr.Button("◀ prev", size="sm", elem_id="prev_btn", min_width=50)
+        ui.next_btn = gr.Button("next ▶", size="sm", elem_id="next_btn", min_width=50)
+        ui.undo_btn = gr.Button("Undo", size="sm", elem_id="undo_btn", min_width=50)
+        ui.redo_btn = gr.Button("Redo", size="sm", elem_id="redo_btn", min_width=50)
 
 
 def render(S: Session) -> tuple:

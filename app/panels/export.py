@@ -55,7 +55,7 @@ def wire(ui: UI) -> None:
         return downloads([path]), S.message
 
     ui.tracks_btn.click(export_tracks, [], [ui.exports, ui.status], api_name="export_tracks",
-                        concurrency_id="gpu", concurrency_limit=1, show_progress_on=[ui.exports])
+                        concurrency_id="gpu", concurrency_limit=None, show_progress_on=[ui.exports])
 
     @ui.guard
     def import_rttm(S, path):

@@ -1,4 +1,4 @@
-"""Keyboard shortcuts: the table of keys (left column), the key listener (JS, on the bridge element)
+"""Keyboard shortcuts: the table of keys (a tab), the key listener (JS, on the bridge element)
 and the one handler every key goes through, with an API twin (`/press_key`) for scripted clients."""
 
 from __future__ import annotations
@@ -67,12 +67,11 @@ NAVIGATION_KEYS = ("next", "prev", "unsure", "unsure_prev", "zoom_in", "zoom_out
 
 
 def layout(ui: UI) -> None:
-    with gr.Accordion("Keyboard shortcuts", open=True, elem_id="shortcuts"):
-        gr.Markdown("| key | action |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in SHORTCUTS)
-                    + "\n\nKeys work when the cursor is not in a text field. Click on the timeline to set"
-                      " the cursor. On a speaker's lane, drag a segment's edge to resize it, its body to move"
-                      " it (onto another lane to reassign it), an empty stretch to draw one (Alt: no snapping)."
-                      " Drag on the waveform to zoom; double-click to see the whole meeting.")
+    gr.Markdown("| key | action |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in SHORTCUTS)
+                + "\n\nKeys work when the cursor is not in a text field. Click on the timeline to set"
+                  " the cursor. On a speaker's lane, drag a segment's edge to resize it, its body to move"
+                  " it (onto another lane to reassign it), an empty stretch to draw one (Alt: no snapping)."
+                  " Drag on the waveform to zoom; double-click to see the whole meeting.", elem_id="shortcuts")
 
 
 def apply_key(S: Session, action: str, t):

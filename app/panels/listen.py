@@ -1,4 +1,4 @@
-"""Listen panel: the main and the compare player, the "Listen to (solo)" choice, Play selection /
+"""Listen panel: the main player (in the inspector) and the compare player (under the timeline), the "Listen to (solo)" choice, Play selection /
 visible window, Compare with mixture. Clips are written by app/clips.py."""
 
 from __future__ import annotations
@@ -58,19 +58,24 @@ def player_clip(S: Session, source: str, autoplay: bool = True, t0=None, t1=None
     return c
 
 
-def layout(ui: UI) -> None:
-    with gr.Row():
-        with gr.Column(scale=1):
-            ui.player = gr.HTML(empty_player(), html_template=PLAYER_TMPL, js_on_load=PLAYER_JS, elem_id="player")
-        with gr.Column(scale=1):
-            ui.compare_player = gr.HTML(empty_player("Compare: press 'Compare with mixture'"),
-                                        html_template=PLAYER_TMPL, js_on_load=PLAYER_JS, elem_id="compare_player")
+def layout_player(ui: UI) -> None:
+    """The main player with 'Listen to' and Play selection (in the inspector, beside the selection)."""
+    ui.player = gr.HTML(empty_player(), html_template=PLAYER_TMPL, js_on_load=PLAYER_JS, elem_id="player")
     with gr.Row():
         ui.listen = gr.Dropdown(label="Listen to (solo)", choices=["mixture"], value="mixture", elem_id="listen",
-                                scale=2)
-        ui.play_sel = gr.Button("Play selection", elem_id="play_sel", scale=1)
-        ui.play_view = gr.Button("Play visible window", elem_id="play_view", scale=1)
-        ui.compare_btn = gr.Button("Compare with mixture", elem_id="compare_btn", scale=1)
+                                scale=3, min_width=120)
+        ui.play_sel = gr.Button("Play selection", size="sm", elem_id="play_sel", scale=2, min_width=80)
+
+
+def layout_compare(ui: UI) -> None:
+    """The compare player with Play visible window and Compare with mixture (under the timeline)."""
+    with gr.Row(equal_height=True):
+        ui.compare_player = gr.HTML(empty_player("Compare: press 'Compare with mixture'"),
+                                    html_template=PLAYER_TMPL, js_on_load=PLAYER_JS, elem_id="compare_player",
+                                    scale=1)
+        with gr.Column(scale=0, min_width=190):
+            ui.compare_btn = gr.Button("Compare with mixture", size="sm", elem_id="compare_btn")
+            ui.play_view = gr.Button("Play visible window", size="sm", elem_id="play_view")
 
 
 def solo_clip(S: Session, autoplay: bool = True, t0=None, t1=None) -> dict:

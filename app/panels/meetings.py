@@ -14,12 +14,14 @@ from app.session import Session
 
 
 def layout(ui: UI) -> None:
-    with gr.Group():
-        ui.demo_btn = gr.Button("Open demo meeting", variant="secondary", elem_id="demo_btn")
-        ui.upload = gr.File(label=f"Upload a meeting (wav, flac, ogg, mp3; max {ui.settings.max_upload_mb:g} MB)",
-                            file_types=list(meetings.AUDIO_SUFFIXES), type="filepath", elem_id="upload")
-        ui.meeting_dd = gr.Dropdown(label="Meetings in this workspace", choices=[], elem_id="meeting_dd",
-                                    interactive=True)
+    """The toolbar's meeting part: the demo button (a bordered button of its own, not a group's
+    header), a low upload box and the meeting list, side by side."""
+    ui.demo_btn = gr.Button("Open demo meeting", variant="secondary", elem_id="demo_btn", scale=0, min_width=150)
+    ui.upload = gr.File(label=f"Upload (max {ui.settings.max_upload_mb:g} MB)",
+                        file_types=list(meetings.AUDIO_SUFFIXES), type="filepath", elem_id="upload", height=100,
+                        scale=0, min_width=210)
+    ui.meeting_dd = gr.Dropdown(label="Meeting", choices=[], elem_id="meeting_dd",
+                                interactive=True, scale=1, min_width=130)
 
 
 def layout_summary(ui: UI) -> None:

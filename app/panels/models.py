@@ -12,8 +12,14 @@ from app.session import Session
 
 
 def layout_picker(ui: UI) -> None:
+    """The model list (in the toolbar)."""
     ui.model_dd = gr.Dropdown(label="Model", choices=models.startup_choices(ui.settings), value="startup",
-                              elem_id="model_dd", interactive=True)
+                              elem_id="model_dd", interactive=True, scale=1, min_width=140)
+
+
+def layout_by_name(ui: UI) -> None:
+    """The box for a model by name (a tab: rarely needed, it would crowd the toolbar)."""
+    gr.Markdown("A model that is not in the toolbar's list: this box overrides the list for **Run model**.")
     ui.model_path = gr.Textbox(label="...or a Hugging Face Hub id, or a model folder of the server's "
                                      "--models folders by name", placeholder="org/name[@revision]",
                                elem_id="model_path")

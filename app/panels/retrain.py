@@ -9,7 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from app import models, retraining
-from app.jobs import Job
+from app.jobs import WORKER, Job
 from app.panels.listen import empty_player
 from app.panels.meetings import render_list as meeting_list
 from app.panels.models import layout_share, render_list as model_list
@@ -55,7 +55,8 @@ def wire(ui: UI) -> None:
                 raise PixitError("open a meeting first")
             if not retraining.corrected_meetings(S.ws):
                 raise PixitError("no corrected meeting yet: review part of a meeting, mark it as reviewed "
-                                 "(Edit tab > 'Mark view as reviewed' or key R), then retrain")
+                                 "(tab 'Edit speakers, reviewed part' > 'Mark view as reviewed', or key R), "
+                                 "then retrain")
             try:
                 numbers = float(lr_), int(steps_), float(heldout_) / 100.0
             except (TypeError, ValueError):
@@ -70,12 +71,15 @@ def wire(ui: UI) -> None:
         (model, label), (lr_v, steps_v, held) = args
         skip = [gr.skip() for _ in outs]
         job = Job(lambda p, st: retraining.retrain(S, model, label, lr_v, steps_v, held, progress=p, should_stop=st),
-                  S.stop)
+                  S.stop, WORKER, (S.sid, "retraining"))
         done, details, started = None, [], time.monotonic()
         with ui.background_job(S, job, "retraining"):
             try:
                 for frac, msg in job.updates():
-                    plain = retraining.plain_progress(msg) + retraining.time_left(time.monotonic() - started, frac)
+                    if job.waiting:
+                        started = time.monotonic()  # the time left counts from the start of the training
+                    plain = msg if job.waiting else (retraining.plain_progress(msg)
+                                                     + retraining.time_left(time.monotonic() - started, frac))
                     progress(frac, desc=plain)
                     upd = list(skip)
                     upd[outs.index(ui.retrain_note)] = f"Retraining from **{label}**: {plain} ({frac:.0%}). Stop cancels it."
@@ -94,7 +98,7 @@ def wire(ui: UI) -> None:
                + (empty_player(), empty_player()) + (done.note, table, gr.skip()))
 
     ui.retrain_btn.click(retrain, [ui.model_dd, ui.model_path, ui.lr, ui.steps, ui.heldout], outs,
-                         api_name="retrain", concurrency_id="gpu", concurrency_limit=1,
+                         api_name="retrain", concurrency_id="gpu", concurrency_limit=None,
                          show_progress_on=[ui.retrain_table])
 
     ui.retrain_stop.click(ui.guard(stop_work), [], [ui.status], api_name="stop_retrain", concurrency_limit=None)

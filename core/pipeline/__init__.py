@@ -48,7 +48,9 @@ K_max=3, none above `source_cache_minutes`) + output (4 B/sample/speaker). Audio
 window is zero-padded to one window. Silence gives an empty annotation and a (samples x 0) source
 array. `num_speakers` larger than the number of speaker embeddings found is capped to that number
 with a warning (recorded in `SeparationResult.warnings`), not an error, so that batch jobs on short
-files go on.
+files go on. Whenever fewer speakers come out than `num_speakers` / `min_speakers` asked for,
+`SeparationResult.speaker_note` (also in the warnings) says why: fewer clusters could be formed, or a
+cluster's activations never made a turn (`runner.speaker_shortfall`).
 
 What differs from pyannote.audio's reference pipeline: it keeps every chunk's separated waveforms
 and builds float64 chunks x samples x speakers arrays (tens of GB per hour); here sources are

@@ -30,6 +30,7 @@ class SeparationResult:
     warnings: list[str] = field(default_factory=list)
     intervals: list = field(default_factory=list, repr=False)  # per label: (n, 2) active sample intervals
     file: str = ""  # the audio file's name as given (the uri is derived from it: core.annotation.uri_for)
+    speaker_note: str = ""  # why fewer speakers came out than were asked for (also in warnings)
 
     def speech_time(self) -> dict[str, float]:
         return {label: float(self.annotation.label_duration(label)) for label in self.labels}

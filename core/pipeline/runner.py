@@ -33,6 +33,23 @@ def speaker_label(i: int) -> str:
     return f"SPEAKER_{i:02d}"
 
 
+def speaker_shortfall(wanted: int | None, clusters: int, found: int, threshold: float, min_duration_on: float) -> str:
+    """Why fewer speakers came out than were asked for ('' when not): the clustering could form
+    fewer groups (too few embeddings), or a cluster's stitched activations never stayed above the
+    threshold long enough to make a turn (the model heard that voice as one with the others)."""
+    if not wanted or found >= wanted:
+        return ""
+    reasons = []
+    if clusters < wanted:
+        reasons.append(f"only {clusters} speaker cluster(s) could be formed (too little speech of one person alone "
+                       "to tell voices apart)")
+    if found < clusters:
+        reasons.append(f"{clusters - found} of the {clusters} speaker clusters never had speech above the activation "
+                       f"threshold {threshold:g} for {min_duration_on:g} s (the model heard that voice as one "
+                       "with the others)")
+    return f"{wanted} speakers asked for, {found} found: " + "; ".join(reasons)
+
+
 def resolve_device(device: str) -> str:
     """'auto' -> 'cuda' when a GPU is visible, else 'cpu'."""
     import torch
@@ -192,7 +209,9 @@ class Pipeline:
         result = self.finish(outputs, hard, n_global, uri, progress, should_stop, names=names)
         timings["stitching"] = time.perf_counter() - t
         result.timings = timings
-        result.warnings = caught
+        result.speaker_note = speaker_shortfall(num_speakers or min_speakers, n_global, len(result.labels),
+                                                p.threshold, p.min_duration_on)
+        result.warnings = caught + ([result.speaker_note] if result.speaker_note else [])
         return result
 
     @staticmethod
