@@ -228,7 +228,7 @@ def timeline_figure(view: View) -> dict:
                       "xref": "paper", "yref": "y4", "x": 0.5, "y": 0.5, "showarrow": False,
                       "font": {"size": 12, "color": "#888"}})
     layout = {
-        "height": 330 + 30 * nl,
+        "height": 280 + 26 * nl,  # fits a 1366x768 laptop with the transport bar (app/main.py layout)
         "images": images, "annotations": notes,
         # what the browser's gesture code hit-tests against (app/panels/timeline.js)
         "meta": {"speakers": speakers, "duration": doc.duration,

@@ -50,6 +50,11 @@ CSS = """
 #status { min-height: 1.6em; }
 #pan_l, #zoom_in, #zoom_out, #pan_r, #whole, #prev_unsure, #next_unsure { min-width: 0 !important; }
 #shortcuts table { font-size: 0.85em; }
+.pixit-transport { display: flex; align-items: center; gap: 8px; font-size: 0.85em; padding: 2px 4px; white-space: nowrap; }
+.pixit-transport button, .pixit-transport select { border: 1px solid var(--border-color-primary);
+  border-radius: 6px; padding: 1px 10px; background: var(--button-secondary-background-fill); }
+.pixit-transport button:disabled { opacity: 0.4; }
+#tp_time { color: var(--body-text-color-subdued); font-variant-numeric: tabular-nums; overflow: hidden; text-overflow: ellipsis; }
 .pixit-exports ul { margin: 4px 0 0 1.2em; padding: 0; }
 """
 

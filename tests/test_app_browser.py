@@ -194,6 +194,36 @@ def test_demo_run_edit_listen_export(page, server, shots):
     assert not page.errors, page.errors
 
 
+def test_transport_bar_speed_loop_and_ab(page, server, shots):
+    """After 'Compare with mixture': speed and loop apply to both players, A/B switches to the other
+    player at the same moment of the meeting, and the bar shows the playhead's time."""
+    expect = sync_api.expect
+    page.locator("#compare_btn").click()
+    expect(page.locator("#compare_player .pp-title")).to_contain_text("separated", timeout=15_000)
+    page.locator("#tp_speed").select_option("1.5")
+    page.locator("#tp_loop").check()
+    page.locator("#tp_play").click()  # the main player (the mixture) plays
+    page.wait_for_function("() => { const a = document.querySelector('#player audio');"
+                           " return !a.paused && a.currentTime > 0.3; }", timeout=15_000)
+    rates = page.evaluate("() => [...document.querySelectorAll('#player audio, #compare_player audio')]"
+                          ".map((a) => [a.playbackRate, a.loop])")
+    assert rates == [[1.5, True], [1.5, True]]
+    page.locator("#tp_ab").click()
+    page.wait_for_function("() => { const m = document.querySelector('#player audio'),"
+                           " c = document.querySelector('#compare_player audio'); return m.paused && !c.paused; }",
+                           timeout=15_000)
+    gap = page.evaluate("() => { const m = document.querySelector('#player audio'),"
+                        " c = document.querySelector('#compare_player audio');"
+                        " return Math.abs((+m.dataset.start + m.currentTime) - (+c.dataset.start + c.currentTime)); }")
+    assert gap < 0.5  # the same moment (minus what played since the switch)
+    expect(page.locator("#tp_time")).to_contain_text("(separated)", timeout=5_000)
+    page.screenshot(path=str(shots / "06_transport.png"))
+    page.locator("#tp_play").click()  # pauses the player now playing
+    page.wait_for_function("() => document.querySelector('#compare_player audio').paused", timeout=5_000)
+    page.locator("#tp_speed").select_option("1.0")
+    page.locator("#tp_loop").uncheck()
+
+
 # segments on the timeline in page pixels, from the figure's own axes (as app/panels/timeline.js sees them)
 GEOMETRY = """() => {
   const d = document.querySelector('#timeline .js-plotly-plot');
@@ -301,7 +331,8 @@ def test_laptop_layout_needs_no_scrolling(page, server, shots):
         sync_api.expect(laptop.locator("#sel_info")).to_contain_text("Selected segment", timeout=15_000)
         laptop.wait_for_timeout(500)  # the last redraw of the timeline
         on_screen("#run_btn", "#demo_btn", "#timeline .js-plotly-plot", "#sel_info", "#sel_start", "#sel_end",
-                  "#sel_speaker", "#apply_btn", "#split_btn", "#delete_btn", "#undo_btn", "#next_btn", "#player")
+                  "#sel_speaker", "#apply_btn", "#split_btn", "#delete_btn", "#undo_btn", "#next_btn", "#player",
+                  "#zoom_in", "#tp_play", "#tp_speed", "#tp_ab")
         laptop.screenshot(path=str(shots / "10_layout_1366x768.png"))
         laptop.set_viewport_size({"width": 1440, "height": 900})
         laptop.wait_for_timeout(500)

@@ -12,7 +12,7 @@ from app.session import Session
 from core.errors import PixitError
 
 SHORTCUTS = [
-    ("Space", "play / pause the player"),
+    ("Space", "play / pause (the player last used)"),
     ("N or →", "next segment"), ("P or ←", "previous segment"),
     ("S", "split the selected segment at the playhead (or the cursor, in its middle after a click)"),
     ("Delete / Backspace", "delete the selected segment"),
@@ -37,7 +37,7 @@ if (!window.__pixitKeys) {
     if (typing(e.target)) return;
     const k = e.key, ctrl = e.ctrlKey || e.metaKey;
     if (k === ' ' && !ctrl) {
-      const a = player();
+      const a = (window.__pixitActivePlayer && window.__pixitActivePlayer()) || player();  // the transport's player
       if (a && a.getAttribute('src')) { e.preventDefault(); if (a.paused) a.play(); else a.pause(); }
       return;
     }

@@ -13,6 +13,7 @@ import gradio as gr
 
 from app import gestures, timeline
 from app.figures import FigureJSON
+from app.panels import transport
 from app.panels.listen import solo_clip
 from app.panels.ui import EDIT_QUEUE, UI
 from app.session import Session
@@ -22,7 +23,9 @@ PLOT_JS = (Path(__file__).with_name("timeline.js")).read_text()
 
 
 def layout(ui: UI) -> None:
-    ui.status = gr.Markdown("", elem_id="status")
+    with gr.Row(equal_height=True):
+        ui.status = gr.Markdown("", elem_id="status")
+        transport.layout(ui)
     ui.timeline = gr.Plot(label="Timeline", show_label=False, elem_id="timeline")
     with gr.Row():
         ui.pan_l = gr.Button("◀ pan", size="sm", elem_id="pan_l")
@@ -118,6 +121,7 @@ def wire(ui: UI) -> None:
     ui.bridge.zoomed(plot_zoom, [], VIEW, api_visibility="private", trigger_mode="always_last",
                      show_progress="hidden")
 
+    transport.wire(ui)
     for btn, name, action in [(ui.next_unsure, "next_unsure", "unsure"), (ui.prev_unsure, "previous_unsure", "unsure_prev"),
                               (ui.zoom_in, "zoom_in", "zoom_in"), (ui.zoom_out, "zoom_out", "zoom_out"),
                               (ui.pan_l, "pan_left", "pan_l"), (ui.pan_r, "pan_right", "pan_r"),
