@@ -223,6 +223,17 @@ def test_transport_bar_speed_loop_and_ab(page, server, shots):
     page.locator("#tp_speed").select_option("1.0")
     page.locator("#tp_loop").uncheck()
 
+    # follow: play the whole view, zoom in on its middle: the playhead is outside, the view moves to it
+    page.locator("#whole").click()
+    expect(page.locator("#timeline .gtitle")).to_contain_text("view 0:00.0-", timeout=15_000)
+    page.locator("#play_view").click()
+    page.wait_for_function("() => { const a = document.querySelector('#player audio');"
+                           " return parseFloat(a.dataset.start) < 0.5 && !a.paused && a.currentTime > 0.2; }", timeout=15_000)
+    page.locator("#zoom_in").click()
+    page.locator("#zoom_in").click()
+    expect(page.locator("#timeline .gtitle")).to_contain_text("view 0:0", timeout=15_000)  # back at the playhead
+    page.locator("#tp_play").click()
+
 
 # segments on the timeline in page pixels, from the figure's own axes (as app/panels/timeline.js sees them)
 GEOMETRY = """() => {
