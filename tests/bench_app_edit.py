@@ -13,7 +13,9 @@ Measures, for a mix of edits (move, set speaker, split, undo, delete, add):
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -43,6 +45,8 @@ def main(argv=None) -> int:
     from app.panels.view import render_view
 
     tmp = Path(tempfile.mkdtemp(prefix="pixit-bench-"))
+
+    atexit.register(shutil.rmtree, tmp, True)  # a one-hour meeting is ~340 MB
     t = time.perf_counter()
     S = long_meeting_session(tmp, args.duration, args.segments, args.speakers)
     settings = S.settings

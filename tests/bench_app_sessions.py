@@ -14,9 +14,11 @@ Run from the repository root (it imports tests/app_fixtures.py).
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -114,6 +116,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     tmp = Path(tempfile.mkdtemp(prefix="pixit-bench-sessions-"))
+    atexit.register(shutil.rmtree, tmp, True)  # the sessions' workspaces
     report = {"anonymous": [anonymous_load(tmp, 10, args.calls), anonymous_load(tmp, 10**6, args.calls)],
               "cross_session": cross_session_latency(tmp, args.turns, args.edits)}
     bounded, unbounded = report["anonymous"]

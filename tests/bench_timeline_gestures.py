@@ -15,7 +15,9 @@ Measures, in Debian chromium driven by playwright:
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -95,6 +97,8 @@ def main(argv=None) -> int:
     from app.panels.view import render_view
 
     tmp = Path(tempfile.mkdtemp(prefix="pixit-bench-"))
+
+    atexit.register(shutil.rmtree, tmp, True)  # a one-hour meeting is ~340 MB
     S = long_meeting_session(tmp, args.duration, args.segments)
     report: dict = {"duration_s": args.duration, "segments": len(S.doc.segments)}
 
