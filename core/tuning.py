@@ -145,7 +145,8 @@ def tune(
     chosen = max(step for step, s in searches.items() if s.der <= lowest + max_der_increase + 1e-9)
     if len(candidates) > 1:
         table = ", ".join(f"{step:g} s: DER {100 * s.der:.2f}% (model {s.model_seconds:.1f} s)" for step, s in searches.items())
-        notes.append(f"sliding step {chosen:g} s kept, the largest within {100 * max_der_increase:g} DER points "
+        points = 100 * max_der_increase
+        notes.append(f"sliding step {chosen:g} s kept, the largest within {points:g} DER point{'' if points == 1 else 's'} "
                      f"of the best step ({table})")
     search = searches[chosen]
     files, best, best_der = search.files, search.best, search.der
