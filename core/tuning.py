@@ -6,6 +6,10 @@ local speaker so that any theta can be evaluated). Speaker embeddings are comput
 (file, theta) and cached; every (theta, delta) pair then costs only clustering + stitching of
 frame-level activations + DER, so a full grid is cheap.
 
+With `steps`, the whole search is repeated at each sliding step (the model runs once per file and
+step) and the largest step whose DER stays within `max_der_increase` of the best step is kept: the
+speed / DER trade-off measured per model. Every step's outputs are kept until the choice.
+
 Objectives:
 - theta, delta, min_duration_off minimise the total DER (summed errors / summed reference speech,
   within each file's UEM). Leakage removal does not change the diarization, so DER cannot tune
@@ -81,6 +85,8 @@ def tune(
     min_durations_off=DEFAULT_MIN_OFF,
     collars=DEFAULT_COLLARS,
     vad_options=(),
+    steps=(),
+    max_der_increase: float = 0.01,
     asr: Callable[[np.ndarray], str] | None = None,
     transcripts: dict[str, dict[str, str]] | None = None,
     progress: Callable[[float, str], None] | None = None,
@@ -90,8 +96,12 @@ def tune(
     """Tune theta / delta / min_duration_off (DER) and the leakage collar (SI-SDR or cpWER).
 
     `vad_options` ("none", "silero", "silero+gate"): the optional VAD stage (core.pipeline.speech),
-    tried on the best diarization settings and kept when it lowers the DER."""
-    from core.audio import SAMPLE_RATE, load_audio
+    tried on the best diarization settings and kept when it lowers the DER.
+    `steps`: sliding steps (s) to try besides the starting one, each with its own search (the model
+    runs once per file and step, min_cluster_size scaled with the number of windows); the largest
+    step whose best DER is at most `max_der_increase` (a fraction: 0.01 = 1 point) above the best
+    of all steps is kept, since fewer windows mean proportionally less model time."""
+    from core.audio import SAMPLE_RATE
     from core.data import read_manifest
 
     t_start = time.perf_counter()
@@ -101,6 +111,9 @@ def tune(
     base = params if params is not None else PipelineParams()
     thresholds = sorted(set(float(t) for t in thresholds) | {base.threshold})
     clustering_thresholds = sorted(set(float(d) for d in clustering_thresholds) | {base.clustering_threshold})
+    candidates = sorted(set(float(s) for s in steps) | {base.step})
+    if any(s <= 0 or s > base.window for s in candidates):
+        raise PixitError(f"sliding steps must be in (0, window = {base.window:g} s], got {candidates}")
     pipeline = Pipeline(model, base, device=device, encoder=encoder)
 
     def report(fraction, message):
@@ -109,76 +122,43 @@ def tune(
         if progress is not None:
             progress(min(1.0, max(0.0, fraction)), message)
 
-    # 1. the model, once per file
     want_sources = bool(collars) and (any(r.sources is not None for r in recordings) or (asr is not None and transcripts))
-    files: list[_File] = []
-    low = dataclasses.replace(base, threshold=min(thresholds))
-    cache_left = base.source_cache_minutes * 60 * SAMPLE_RATE  # samples of sources the whole dev set may cache
-    for i, rec in enumerate(recordings):
-        report(0.5 * i / len(recordings), f"running the model on {rec.uri}")
-        wav = load_audio(rec.audio)
-        cache = want_sources and len(wav) <= cache_left
-        cache_left -= len(wav) if cache else 0
-        outputs = run_model(pipeline.model, wav, low, pipeline.device, return_sources=want_sources,
-                            should_stop=should_stop, encoder=pipeline.encoder, source_embeddings="all",
-                            cache_sources=cache)
-        files.append(_File(rec.uri, rec, outputs))
-    timings = {"inference": time.perf_counter() - t_start}
+    share = 0.85 / len(candidates)
+    searches: dict[float, _Search] = {}
+    for k, step in enumerate(candidates):
+        start = _at_step(base, step)
+        lo = k * share
+        files, model_seconds = _run_model_on_files(pipeline, recordings, dataclasses.replace(start, threshold=min(thresholds)),
+                                                   want_sources, SAMPLE_RATE, should_stop,
+                                                   lambda f, m: report(lo + 0.6 * share * f, m))
+        searches[step] = _search(pipeline, files, start, thresholds, clustering_thresholds, min_durations_off,
+                                 vad_options, should_stop, lambda f, m: report(lo + share * (0.6 + 0.4 * f), m))
+        searches[step].model_seconds = model_seconds
+        if len(candidates) > 1:
+            for row in searches[step].history:
+                row["step"] = step
+    timings = {"inference": sum(s.model_seconds for s in searches.values())}
+    timings["search"] = time.perf_counter() - t_start - timings["inference"]
 
-    def embeddings_for(f: _File, theta: float):
-        if theta not in f.embeddings:
-            f.embeddings[theta] = extract_embeddings(f.outputs, theta, pipeline.encoder, base.min_embedding_duration, should_stop=should_stop)
-        return f.embeddings[theta]
-
-    from core.metrics import DERAccumulator, diarization_error
-
-    def evaluate(p: PipelineParams) -> float:
-        pipeline.params = p
-        acc = DERAccumulator()
-        for f in files:
-            emb = embeddings_for(f, p.threshold)
-            hard, n = assign_speakers(f.outputs, emb, p)
-            result = pipeline.finish(f.outputs, hard, n, f.uri, return_sources=False)
-            acc.add(f.uri, diarization_error(f.recording.annotation, result.annotation, uem=f.recording.uem))
-        return acc.total()["der"]
-
-    history: list[dict] = []
-    import warnings
-
-    t = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        baseline = evaluate(base)
-        best_der, best = baseline, base
-        grid = [(th, d) for th in thresholds for d in clustering_thresholds]
-        for j, (th, d) in enumerate(grid):
-            report(0.5 + 0.35 * j / len(grid), f"theta={th:.2f} delta={d:.2f}")
-            p = dataclasses.replace(base, threshold=th, clustering_threshold=d)
-            der = evaluate(p)
-            history.append({"threshold": th, "clustering_threshold": d, "min_duration_off": p.min_duration_off, "der": der})
-            if der < best_der - 1e-9:
-                best_der, best = der, p
-        for m in min_durations_off:
-            p = dataclasses.replace(best, min_duration_off=float(m))
-            der = evaluate(p)
-            history.append({"threshold": p.threshold, "clustering_threshold": p.clustering_threshold, "min_duration_off": m, "der": der})
-            if der < best_der - 1e-9:
-                best_der, best = der, p
-        for option in vad_options:
-            p = dataclasses.replace(best, vad=option.split("+")[0], vad_gate=option.endswith("+gate"))
-            der = evaluate(p)
-            history.append({"threshold": p.threshold, "clustering_threshold": p.clustering_threshold,
-                            "min_duration_off": p.min_duration_off, "vad": option, "der": der})
-            if der < best_der - 1e-9:
-                best_der, best = der, p
-    timings["search"] = time.perf_counter() - t
+    notes: list[str] = []
+    lowest = min(s.der for s in searches.values())
+    chosen = max(step for step, s in searches.items() if s.der <= lowest + max_der_increase + 1e-9)
+    if len(candidates) > 1:
+        table = ", ".join(f"{step:g} s: DER {100 * s.der:.2f}% (model {s.model_seconds:.1f} s)" for step, s in searches.items())
+        points = 100 * max_der_increase
+        notes.append(f"sliding step {chosen:g} s kept, the largest within {points:g} DER point{'' if points == 1 else 's'} "
+                     f"of the best step ({table})")
+    search = searches[chosen]
+    files, best, best_der = search.files, search.best, search.der
+    history = [row for s in searches.values() for row in s.history]
+    baseline = searches[base.step].baseline
+    searches.clear()  # the other steps' model outputs are no longer needed
 
     # 2. the leakage collar, on sources stitched once per file with the best diarization settings
-    notes: list[str] = []
     collar_scores: dict[float, float] = {}
     if want_sources:
         report(0.87, "tuning the leakage collar")
-        collar_scores = _tune_collar(pipeline, best, files, collars, embeddings_for, asr, transcripts, notes)
+        collar_scores = _tune_collar(pipeline, best, files, collars, asr, transcripts, notes)
         if collar_scores:
             goal = max if asr is None else min
             best = dataclasses.replace(best, leakage_collar=float(goal(collar_scores, key=collar_scores.get)))
@@ -190,7 +170,95 @@ def tune(
     return TuneResult(best, best_der, baseline, history, collar_scores, notes, timings)
 
 
-def _tune_collar(pipeline, best, files, collars, embeddings_for, asr, transcripts, notes) -> dict[float, float]:
+def _at_step(params: PipelineParams, step: float) -> PipelineParams:
+    """The parameters at another sliding step. A speaker's embeddings come one per window, so
+    min_cluster_size is scaled with the number of windows (the same seconds of speech per cluster)."""
+    scaled = max(1, int(round(params.min_cluster_size * params.step / step)))
+    return dataclasses.replace(params, step=step, min_cluster_size=scaled)
+
+
+@dataclass
+class _Search:
+    files: list[_File]
+    best: PipelineParams
+    der: float
+    baseline: float
+    history: list[dict]
+    model_seconds: float = 0.0
+
+
+def _run_model_on_files(pipeline, recordings, params: PipelineParams, want_sources: bool, sample_rate: int,
+                        should_stop, report) -> tuple[list[_File], float]:
+    """The model once per file (at the lowest threshold tried, with source embeddings for every
+    active local speaker, so that any theta can be evaluated), and the seconds it took.
+    Separated sources are cached for at most `source_cache_minutes` of dev audio in all."""
+    from core.audio import load_audio
+
+    t = time.perf_counter()
+    files: list[_File] = []
+    cache_left = params.source_cache_minutes * 60 * sample_rate
+    for i, rec in enumerate(recordings):
+        report(i / len(recordings), f"running the model on {rec.uri} (step {params.step:g} s)")
+        wav = load_audio(rec.audio)
+        cache = want_sources and len(wav) <= cache_left
+        cache_left -= len(wav) if cache else 0
+        outputs = run_model(pipeline.model, wav, params, pipeline.device, return_sources=want_sources,
+                            should_stop=should_stop, encoder=pipeline.encoder, source_embeddings="all",
+                            cache_sources=cache)
+        files.append(_File(rec.uri, rec, outputs))
+    return files, time.perf_counter() - t
+
+
+def _embeddings_for(pipeline, f: _File, theta: float, should_stop=None):
+    """Speaker embeddings of a file at threshold theta, computed once."""
+    if theta not in f.embeddings:
+        f.embeddings[theta] = extract_embeddings(f.outputs, theta, pipeline.encoder, pipeline.params.min_embedding_duration,
+                                                 should_stop=should_stop)
+    return f.embeddings[theta]
+
+
+def _search(pipeline, files: list[_File], base: PipelineParams, thresholds, clustering_thresholds, min_durations_off,
+            vad_options, should_stop, report) -> _Search:
+    """Grid search of theta x delta, then min_duration_off, then the VAD options, on cached outputs."""
+    import warnings
+
+    from core.metrics import DERAccumulator, diarization_error
+
+    def evaluate(p: PipelineParams) -> float:
+        pipeline.params = p
+        acc = DERAccumulator()
+        for f in files:
+            emb = _embeddings_for(pipeline, f, p.threshold, should_stop)
+            hard, n = assign_speakers(f.outputs, emb, p)
+            result = pipeline.finish(f.outputs, hard, n, f.uri, return_sources=False)
+            acc.add(f.uri, diarization_error(f.recording.annotation, result.annotation, uem=f.recording.uem))
+        return acc.total()["der"]
+
+    history: list[dict] = []
+
+    def consider(p: PipelineParams, best_der: float, best: PipelineParams, **extra) -> tuple[float, PipelineParams]:
+        der = evaluate(p)
+        history.append({"threshold": p.threshold, "clustering_threshold": p.clustering_threshold,
+                        "min_duration_off": p.min_duration_off, **extra, "der": der})
+        return (der, p) if der < best_der - 1e-9 else (best_der, best)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        baseline = evaluate(base)
+        best_der, best = baseline, base
+        grid = [(th, d) for th in thresholds for d in clustering_thresholds]
+        for j, (th, d) in enumerate(grid):
+            report(j / len(grid), f"step={base.step:g} theta={th:.2f} delta={d:.2f}")
+            best_der, best = consider(dataclasses.replace(base, threshold=th, clustering_threshold=d), best_der, best)
+        for m in min_durations_off:
+            best_der, best = consider(dataclasses.replace(best, min_duration_off=float(m)), best_der, best)
+        for option in vad_options:
+            p = dataclasses.replace(best, vad=option.split("+")[0], vad_gate=option.endswith("+gate"))
+            best_der, best = consider(p, best_der, best, vad=option)
+    return _Search(files, best, best_der, baseline, history)
+
+
+def _tune_collar(pipeline, best, files, collars, asr, transcripts, notes) -> dict[float, float]:
     """Mean SI-SDR (dB, higher is better) or cpWER (lower is better) for each collar."""
     from core.audio import load_audio
     from core.metrics import cpwer, separation_scores
@@ -200,7 +268,7 @@ def _tune_collar(pipeline, best, files, collars, embeddings_for, asr, transcript
     for f in files:
         if not f.outputs.has_sources:
             continue
-        emb = embeddings_for(f, best.threshold)
+        emb = _embeddings_for(pipeline, f, best.threshold)
         hard, n = assign_speakers(f.outputs, emb, best)
         result = pipeline.finish(f.outputs, hard, n, f.uri, leakage_collar=math.inf)
         if result.sources is None or not result.labels:

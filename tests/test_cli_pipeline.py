@@ -122,6 +122,12 @@ def test_tune_cli(corpus, tiny_model_dir, tmp_path, capsys):
     run = lambda *a: pixit_inprocess(capsys, *a)  # noqa: E731
     assert_user_error(run("tune", "--dev", corpus, "--model", tiny_model_dir, "--out", out, "--thresholds", "0.5,abc"), "--thresholds")
     assert_user_error(run("tune", "--dev", tmp_path / "none.csv", "--model", tiny_model_dir, "--out", out, "--device", "cpu"), "none.csv")
+    stepped = run("tune", "--dev", corpus, "--model", tiny_model_dir, "--out", out, "--device", "cpu", "--embedding", "mfcc",
+                  "--thresholds", "0.5", "--clustering-thresholds", "0.6", "--collars", "0", "--steps", "2", "--max-der-increase", "100")
+    assert stepped.returncode == 0, stepped.stderr
+    assert "sliding step 2 s kept" in stepped.stdout and PipelineParams.load(out).step == 2.0
+    assert_user_error(run("tune", "--dev", corpus, "--model", tiny_model_dir, "--out", out, "--steps", "0"), "--steps")
+    assert_user_error(run("tune", "--dev", corpus, "--model", tiny_model_dir, "--out", out, "--device", "cpu", "--steps", "9"), "window")
 
 
 def test_bench_cli(tiny_model_dir, tmp_path, capsys):

@@ -80,6 +80,9 @@ def test_too_many_speakers_and_unknown_engines_are_errors():
     limit = max_speakers(("espeak",), "all")
     with pytest.raises(PixitError, match="at most"):
         pick_voices(np.random.default_rng(0), limit + 1, engine_names=("espeak",))
+    # too few voices without Piper: the error says where more come from
+    with pytest.raises(PixitError, match=r"at most .*synth extra"):
+        pick_voices(np.random.default_rng(0), limit + 1, engine_names=("espeak",))
 
 
 def test_real_voices_stay_out_when_asked(monkeypatch):

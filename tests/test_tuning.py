@@ -71,3 +71,25 @@ def test_tune_tries_the_vad_stage(dev_set, tiny_model):
     assert result.der == pytest.approx(min([result.baseline_der, *[h["der"] for h in result.history]]))
     if result.params.vad == "silero":
         assert min(tried.values()) == pytest.approx(result.der)
+
+
+def test_tune_chooses_the_largest_step_within_the_der_tolerance(dev_set, tiny_model):
+    """Each step gets its own search (the model runs once per file and step); the largest step whose
+    best DER is within the tolerance of the best step is kept, with min_cluster_size scaled."""
+    params = PipelineParams(embedding="mfcc", batch_size=16, step=0.5, min_cluster_size=3)
+    grid = dict(device="cpu", thresholds=(0.5,), clustering_thresholds=(0.6, 1.0), min_durations_off=(0.0,), collars=())
+    tiny_model.calls = 0
+    anything = tune(dev_set, tiny_model, params, steps=(1.0,), max_der_increase=1.0, **grid)
+    # 8 s files: 7 windows at 0.5 s, 4 at 1 s (starts 0, 1, 2, 3), each file once per step
+    assert tiny_model.calls == 2 * (7 + 4)
+    assert anything.params.step == 1.0 and anything.params.min_cluster_size == 2
+    assert {row["step"] for row in anything.history} == {0.5, 1.0}
+    assert "sliding step 1 s kept" in anything.notes[0]
+
+    best_of = {step: min(row["der"] for row in anything.history if row["step"] == step) for step in (0.5, 1.0)}
+    best_of[0.5] = min(best_of[0.5], anything.baseline_der)  # the starting parameters are at step 0.5
+    strict = tune(dev_set, tiny_model, params, steps=(1.0,), max_der_increase=0.0, **grid)
+    lowest = min(best_of.values())
+    assert strict.params.step == max(step for step, der in best_of.items() if der <= lowest + 1e-9)
+    assert strict.der == pytest.approx(lowest)
+    assert strict.baseline_der == pytest.approx(anything.baseline_der)

@@ -48,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "weights, embedding and parameters, and print both and their ratios")
     parser.add_argument("--threads", type=positive_int, default=1, metavar="N",
                         help="CPU threads of each measured process with --compare (default 1)")
+    parser.add_argument("--pyannote-up-to", type=bounded_float(0, 24 * 3600, low_open=True), default=1200.0, metavar="S",
+                        help="with --compare: run pyannote only on meetings of at most S seconds (its memory grows with the "
+                             "length of the meeting) and extrapolate its time and memory to the longer ones from "
+                             "a straight-line fit (default 1200)")
 
 
 def generate_meeting(duration: float, num_speakers: int = 4, seed: int = 0) -> tuple[np.ndarray, list[tuple[float, float, str]]]:

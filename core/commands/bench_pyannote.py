@@ -13,8 +13,11 @@ Printed per duration: wall time, CPU time (user + system of the child), peak res
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
+
+import numpy as np
 
 from core.annotation import write_rttm
 from core.commands.bench import SR, generate_meeting, last_line, measure, run_measured
@@ -93,6 +96,10 @@ def compare_pyannote(args, base: Path) -> list[dict]:
     from core.models.pyannote_export import export_pyannote, pyannote_python
     from core.pyannote_params import load_params
 
+    limit = getattr(args, "pyannote_up_to", math.inf)
+    if any(d > limit for d in args.duration) and sum(d <= limit for d in args.duration) < 2:
+        raise PixitError(f"--pyannote-up-to {limit:g}: pyannote must run on at least two of the durations to "
+                         "extrapolate to the longer ones (add shorter --duration values or raise --pyannote-up-to)")
     python = pyannote_python()
     if python is None:
         raise PixitError("--compare pyannote needs pyannote.audio's environment: create .venv-pyannote "
@@ -120,20 +127,57 @@ def compare_pyannote(args, base: Path) -> list[dict]:
     for duration in sorted(args.duration):
         wav, reference = _reference(duration, args.speakers, base)
         ours = measure(wav, base / "pixit", args, env=env)
-        theirs = _run_pyannote(python, wav, checkpoint, base / "pyannote-settings.json", base / "pyannote", env)
-        row = {"duration": duration}
-        for name, result, rttm in (("pixit", ours, base / "pixit" / f"{wav.stem}.rttm"),
-                                   ("pyannote", theirs, base / "pyannote" / f"{wav.stem}.rttm")):
-            row[name] = {"wall_s": result["wall"], "cpu_s": result["cpu"], "peak_rss_mb": result["peak_rss_mb"],
-                         "der": _der(reference, rttm)}
+        row = {"duration": duration, "pixit": _measured(ours, reference, base / "pixit" / f"{wav.stem}.rttm")}
         row["pixit"]["stages_s"] = {k: v for k, v in ours["timings"].items() if k != "total"}
-        row["ratio"] = {k: row["pyannote"][k] / max(row["pixit"][k], 1e-9) for k in ("wall_s", "cpu_s", "peak_rss_mb")}
+        if duration <= limit:
+            theirs = _run_pyannote(python, wav, checkpoint, base / "pyannote-settings.json", base / "pyannote", env)
+            row["pyannote"] = _measured(theirs, reference, base / "pyannote" / f"{wav.stem}.rttm")
+            _print_row(row)
         rows.append(row)
-        print(f"{duration / 60:6.1f} min: " + " | ".join(
-            f"{name} wall {row[name]['wall_s']:.1f} s, CPU {row[name]['cpu_s']:.1f} s, peak {row[name]['peak_rss_mb']:.0f} MB, "
-            f"DER {100 * row[name]['der']:.1f} %" for name in ("pixit", "pyannote"))
-            + f" | pyannote / pixit: wall {row['ratio']['wall_s']:.2f}x, CPU {row['ratio']['cpu_s']:.2f}x, "
-              f"memory {row['ratio']['peak_rss_mb']:.2f}x", flush=True)
-        print("         pixit stages: " + " ".join(f"{k}={v:.1f}s" for k, v in row["pixit"]["stages_s"].items()), flush=True)
         wav.unlink()
+    _extrapolate(rows)
+    for row in rows:
+        if row["pyannote"].get("extrapolated_from"):
+            _print_row(row)
     return rows
+
+
+def _measured(result: dict, reference: Path, rttm: Path) -> dict:
+    return {"wall_s": result["wall"], "cpu_s": result["cpu"], "peak_rss_mb": result["peak_rss_mb"],
+            "der": _der(reference, rttm)}
+
+
+def _extrapolate(rows: list[dict]) -> None:
+    """pyannote's wall / CPU time and peak memory on the meetings it was not run on, from a straight
+    line through the ones it was (least squares over duration; its memory grows linearly)."""
+    measured = [r for r in rows if "pyannote" in r]
+    x = np.array([r["duration"] for r in measured], float)
+    for row in rows:
+        if "pyannote" not in row:
+            row["pyannote"] = {"der": None, "extrapolated_from": [r["duration"] for r in measured]}
+            for key in ("wall_s", "cpu_s", "peak_rss_mb"):
+                slope, intercept = np.polyfit(x, [r["pyannote"][key] for r in measured], 1)
+                row["pyannote"][key] = float(intercept + slope * row["duration"])
+        row["ratio"] = _ratio(row)
+
+
+def _ratio(row: dict) -> dict:
+    return {k: row["pyannote"][k] / max(row["pixit"][k], 1e-9) for k in ("wall_s", "cpu_s", "peak_rss_mb")}
+
+
+def _print_row(row: dict) -> None:
+    ratio = _ratio(row)
+    parts = []
+    for name in ("pixit", "pyannote"):
+        r = row[name]
+        if r.get("extrapolated_from"):
+            froms = ", ".join(f"{d / 60:g}" for d in r["extrapolated_from"])
+            parts.append(f"pyannote (not run: extrapolated from {froms} min) wall {r['wall_s']:.1f} s, CPU {r['cpu_s']:.1f} s, "
+                         f"peak {r['peak_rss_mb']:.0f} MB")
+        else:
+            parts.append(f"{name} wall {r['wall_s']:.1f} s, CPU {r['cpu_s']:.1f} s, peak {r['peak_rss_mb']:.0f} MB, "
+                         f"DER {100 * r['der']:.1f} %")
+    print(f"{row['duration'] / 60:6.1f} min: " + " | ".join(parts)
+          + f" | pyannote / pixit: wall {ratio['wall_s']:.2f}x, CPU {ratio['cpu_s']:.2f}x, memory {ratio['peak_rss_mb']:.2f}x",
+          flush=True)
+    print("         pixit stages: " + " ".join(f"{k}={v:.1f}s" for k, v in row["pixit"]["stages_s"].items()), flush=True)

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default", metavar="M", help=f"{MODEL_HELP} (default: default)")
     parser.add_argument("--params", metavar="P", help=f"{PARAMS_HELP} (default: the model's params.json)")
     parser.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda or cuda:N (default: auto)")
-    parser.add_argument("--batch-size", type=int, metavar="N", help="windows per forward pass (default: from params, 32)")
+    parser.add_argument("--batch-size", type=int, metavar="N", help="windows per forward pass (default: the params' batch_size: 8 for the shipped model, 32 without a params.json)")
     parser.add_argument("--devices", type=positive_int, metavar="N",
                         help="worker processes on this machine (default: every visible GPU, else 1)")
     parser.add_argument("--num-nodes", type=positive_int, default=1, metavar="M",

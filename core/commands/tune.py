@@ -1,5 +1,5 @@
 """`pixit tune`: search theta (activation threshold), delta (clustering threshold),
-min_duration_off (total DER on the dev set) and the leakage collar (mean SI-SDR against the
+min_duration_off (total DER on the dev set), optionally the sliding step (`--steps`), and the leakage collar (mean SI-SDR against the
 ground-truth sources, when the dev set has them); writes a PipelineParams JSON that `pixit
 separate --params` and the app load. The model runs once per dev file; see core/tuning.py."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.commands._args import MODEL_HELP, PARAMS_HELP, float_list, load_pipeline_params, positive_int
+from core.commands._args import MODEL_HELP, PARAMS_HELP, bounded_float, float_list, load_pipeline_params, positive_int
 from core.errors import PixitError
 
 
@@ -25,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vad-options", default="", metavar="LIST",
                         help="VAD stages to try on the best settings, comma-separated: none, silero, silero+gate "
                              "(default: keep the starting parameters' vad)")
+    parser.add_argument("--steps", type=float_list(0, 30, low_open=True), metavar="LIST",
+                        help="sliding steps in s to try besides the starting one, comma-separated (e.g. 1,1.5,2): each "
+                             "gets its own search and the largest whose DER is within --max-der-increase of the best is "
+                             "kept (fewer windows: less model time)")
+    parser.add_argument("--max-der-increase", type=bounded_float(0, 100), default=1.0, metavar="POINTS",
+                        help="DER points a larger step may lose against the best step and still be kept (default 1)")
     parser.add_argument("--collars", type=float_list(0, 30), metavar="LIST", help="leakage collars in s (0 to 30), comma-separated (default 0,0.1,0.25,0.5,1,2)")
 
 
@@ -61,10 +67,10 @@ def run(args) -> int:
 
     result = tune(args.dev, args.model, params, device=args.device, thresholds=thresholds,
                   clustering_thresholds=deltas, min_durations_off=DEFAULT_MIN_OFF, collars=collars, vad_options=vad_options,
-                  progress=progress)
+                  steps=args.steps or (), max_der_increase=args.max_der_increase / 100, progress=progress)
     result.save(out)
     p = result.params
-    print(f"DER {100 * result.baseline_der:.2f}% -> {100 * result.der:.2f}% with threshold={p.threshold:g} "
+    print(f"DER {100 * result.baseline_der:.2f}% -> {100 * result.der:.2f}% with step={p.step:g} threshold={p.threshold:g} "
           f"clustering_threshold={p.clustering_threshold:g} min_duration_off={p.min_duration_off:g} "
           f"leakage_collar={p.leakage_collar:g} vad={p.vad}{'+gate' if p.vad_gate else ''}", flush=True)
     for note in result.notes:

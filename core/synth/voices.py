@@ -121,8 +121,12 @@ def require_voices(engine_names: tuple[str, ...], voice_set: str, n: int) -> dic
         raise PixitError(f"--engines: none of {','.join(engine_names)} is installed with voices of the {voice_set!r} set")
     limit = max_speakers(engine_names, voice_set)
     if n > limit:
+        hint = ""
+        if "piper" not in pools:
+            hint = (" (more voices: --engines with piper, which comes with the synth extra: pip install -e '.[synth]')"
+                    if "piper" not in engine_names else " (piper is not installed: pip install -e '.[synth]')")
         raise PixitError(f"--speakers: at most {limit} distinct voices are available with {','.join(engine_names)} "
-                         f"({voice_set} voices), got {n}")
+                         f"({voice_set} voices), got {n}{hint}")
     return pools
 
 
