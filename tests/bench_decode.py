@@ -1,6 +1,7 @@
 """Model stage of `pixit separate`: decoding every window's sources with the transposed convolution
 (what a model run whole does) against decoding only the sources the pipeline uses, with the
 matrix-product decoder (ToTaToNet.analyse / decode). Same process, interleaved, one thread, CPU time.
+Then the same two decoders where a long recording's separation chunks are run again while stitching.
 
     .venv/bin/python tests/bench_decode.py [--duration 120] [--model default] [--repeats 3]
 """
@@ -49,7 +50,21 @@ def main() -> None:
             start = time.process_time()
             run_model(model, audio, params, encoder=encoder)
             times[name].append(time.process_time() - start)
-    base = min(times["whole, ConvTranspose1d"])
+    report(times)
+    # long recordings (above source_cache_minutes) keep no sources: the separation chunks are run again
+    times = {"recomputed, ConvTranspose1d": [], "recomputed, matmul decoder": []}
+    outputs = [run_model(m, audio, params, cache_sources=False) for m in (WholeWithModule(net), net)]
+    for _ in range(args.repeats):
+        for name, out in zip(times, outputs):
+            start = time.process_time()
+            for _m, _sources in out.iter_chunk_sources(np.ones(len(out.sep_chunks), bool)):
+                pass
+            times[name].append(time.process_time() - start)
+    report(times)
+
+
+def report(times: dict[str, list[float]]) -> None:
+    base = min(next(iter(times.values())))
     for name, values in times.items():
         print(f"{name:36s} min {min(values):6.2f} s CPU  (median {np.median(values):.2f}), {base / min(values):.2f}x")
 

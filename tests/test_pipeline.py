@@ -215,3 +215,11 @@ def test_decoding_only_the_sources_used_changes_nothing(tiny_model_dir):
     assert np.allclose(split.sep_sources.astype(np.float32), whole.sep_sources.astype(np.float32), atol=1e-3)
     assert np.allclose(split.sep_scales, whole.sep_scales, rtol=1e-5)
     assert len(split.src_vectors) > 0 and np.allclose(split.src_vectors, whole.src_vectors, atol=1e-5)
+    # recomputed when not cached (long recordings): the same decoding, equal to the whole forward and the cache
+    split_r, whole_r = (run_model(m, audio, params, cache_sources=False) for m in (net, Whole()))
+    at = split.starts[split.sep_chunks]
+    again = split_r.recompute_sources(at)
+    assert again.shape == split.sep_sources.shape
+    assert np.allclose(again, whole_r.recompute_sources(at), atol=1e-5)
+    cached = split.sep_sources.astype(np.float32) * split.sep_scales[..., None]
+    assert np.all(np.abs(again - cached) <= 2e-3 * split.sep_scales[..., None] + 1e-6)

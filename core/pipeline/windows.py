@@ -215,9 +215,12 @@ def run_model(
         extra = dict(src_chunk=np.concatenate(src_c)[ok], src_local=np.concatenate(src_k)[ok], src_vectors=vecs[ok])
     if return_sources and not cache:
         def recompute(chunk_starts: np.ndarray) -> np.ndarray:
+            """Every local source of these chunks, through the same decoding as the cached ones."""
             with torch.inference_mode():
                 x = torch.from_numpy(np.ascontiguousarray(view[chunk_starts])).to(device)
-                return _finite(model(x)[0]).cpu().numpy()
+                sources_of, _ = _analyse(model, x)
+                b, k = len(chunk_starts), activations.shape[1]
+                return _finite(sources_of(np.repeat(np.arange(b), k), np.tile(np.arange(k), b)).reshape(b, k, window)).cpu().numpy()
 
         extra["recompute_sources"] = recompute
     return ChunkOutputs(
