@@ -13,7 +13,6 @@ Printed per duration: wall time, CPU time (user + system of the child), peak res
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
@@ -96,7 +95,7 @@ def compare_pyannote(args, base: Path) -> list[dict]:
     from core.models.pyannote_export import export_pyannote, pyannote_python
     from core.pyannote_params import load_params
 
-    limit = getattr(args, "pyannote_up_to", math.inf)
+    limit = args.pyannote_up_to
     if any(d > limit for d in args.duration) and sum(d <= limit for d in args.duration) < 2:
         raise PixitError(f"--pyannote-up-to {limit:g}: pyannote must run on at least two of the durations to "
                          "extrapolate to the longer ones (add shorter --duration values or raise --pyannote-up-to)")

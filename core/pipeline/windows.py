@@ -121,6 +121,11 @@ def _analyse(model, x):
     return sources_of, acts
 
 
+def _every_source(sources_of, rows: np.ndarray, k: int, window: int):
+    """All K local sources of the batch rows `rows`, (len(rows), K, window), NaN / inf zeroed."""
+    return _finite(sources_of(np.repeat(rows, k), np.tile(np.arange(k), len(rows))).reshape(-1, k, window))
+
+
 def _index(positions, like):
     import torch
 
@@ -200,8 +205,7 @@ def run_model(
             if cache:
                 keep = sep_pos[idx] >= 0
                 if keep.any():
-                    rows = np.repeat(np.flatnonzero(keep), k)
-                    src = _finite(sources_of(rows, np.tile(np.arange(k), int(keep.sum()))).reshape(-1, k, window))
+                    src = _every_source(sources_of, np.flatnonzero(keep), k, window)
                     peak = src.abs().amax(dim=-1).clamp_min(1e-12)  # (b, K)
                     sep_sources[sep_pos[idx][keep]] = (src / peak[..., None]).half().cpu().numpy()
                     sep_scales[sep_pos[idx][keep]] = peak.cpu().numpy()
@@ -219,8 +223,7 @@ def run_model(
             with torch.inference_mode():
                 x = torch.from_numpy(np.ascontiguousarray(view[chunk_starts])).to(device)
                 sources_of, _ = _analyse(model, x)
-                b, k = len(chunk_starts), activations.shape[1]
-                return _finite(sources_of(np.repeat(np.arange(b), k), np.tile(np.arange(k), b)).reshape(b, k, window)).cpu().numpy()
+                return _every_source(sources_of, np.arange(len(chunk_starts)), activations.shape[1], window).cpu().numpy()
 
         extra["recompute_sources"] = recompute
     return ChunkOutputs(
